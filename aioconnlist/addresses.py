@@ -1,0 +1,196 @@
+"""Remote and local addresses: parsing every accepted form into one `Endpoint` type.
+
+Accepted forms (SPEC §1): ``(ip, port)``, ``(ip6, port, flowinfo, scope_id)``,
+``"192.0.2.1:80"``, ``"[2001:db8::1]:443"``, ``"[fe80::1%eth0]:80"``, getaddrinfo 5-tuples and
+`Endpoint` itself. ``::ffff:a.b.c.d`` is IPv4. Host names are refused: they need
+`connect_by_name`. Everything malformed raises `InvalidArgument` naming the problem.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Union
+
+from .errors import InvalidArgument
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One IP address and port. IPv4-mapped IPv6 addresses are stored as IPv4."""
+
+    ip: IPAddress
+    port: int
+    flowinfo: int = 0
+    scope_id: int = 0
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        return socket.AF_INET if self.ip.version == 4 else socket.AF_INET6
+
+    def sockaddr(self, family: int | None = None) -> tuple[Any, ...]:
+        """The address tuple for a socket of `family` (default: this endpoint's own).
+
+        An IPv4 endpoint on an AF_INET6 socket becomes its v4-mapped form.
+        """
+        family = self.family if family is None else family
+        if family == socket.AF_INET:
+            if self.ip.version != 4:
+                raise InvalidArgument(f"{self} cannot be reached from an AF_INET socket")
+            return (str(self.ip), self.port)
+        if self.ip.version == 4:
+            return (f"::ffff:{self.ip}", self.port, 0, 0)
+        return (str(self.ip), self.port, self.flowinfo, self.scope_id)
+
+    def __str__(self) -> str:
+        if self.ip.version == 4:
+            return f"{self.ip}:{self.port}"
+        zone = f"%{_zone_name(self.scope_id)}" if self.scope_id else ""
+        return f"[{self.ip}{zone}]:{self.port}"
+
+
+def _zone_name(scope_id: int) -> str:
+    try:
+        return socket.if_indextoname(scope_id)
+    except OSError:
+        return str(scope_id)
+
+
+def _zone_index(zone: str, text: object) -> int:
+    if zone.isdigit():
+        return int(zone)
+    try:
+        return socket.if_nametoindex(zone)
+    except OSError:
+        raise InvalidArgument(f"unknown interface {zone!r} in address {text!r}") from None
+
+
+def parse_ip(text: object, *, what: str = "address") -> tuple[IPAddress, int]:
+    """Parse an IP literal (with an optional ``%zone``) into (address, scope_id)."""
+    if isinstance(text, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        ip: IPAddress = text
+        scope = 0
+    elif isinstance(text, str):
+        literal, _, zone = text.partition("%")
+        try:
+            ip = ipaddress.ip_address(literal)
+        except ValueError:
+            raise InvalidArgument(
+                f"{what} {text!r} is not an IP address; "
+                "host names need aioconnlist.connect_by_name(host, port)"
+            ) from None
+        if zone and ip.version == 4:
+            raise InvalidArgument(f"{what} {text!r}: a zone (%...) is only valid for IPv6")
+        scope = _zone_index(zone, text) if zone else 0
+    else:
+        raise InvalidArgument(f"{what} {text!r} is not an IP address string")
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped, 0
+        if getattr(ip, "scope_id", None):
+            # ipaddress (3.9+) keeps a textual zone itself; move it to scope_id
+            scope = _zone_index(str(ip.scope_id), text)
+            ip = ipaddress.IPv6Address(str(ip).split("%", 1)[0])
+    return ip, scope
+
+
+def _port(value: object, text: object) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgument(f"port {value!r} in {text!r} is not an integer")
+    if not 0 < value < 65536:
+        raise InvalidArgument(f"port {value} in {text!r} is out of range 1..65535")
+    return value
+
+
+def _from_string(text: str) -> Endpoint:
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise InvalidArgument(f"address {text!r} must look like '[2001:db8::1]:443'")
+        ip, scope = parse_ip(host)
+        if ip.version == 4 and not host.lower().startswith("::ffff:"):
+            raise InvalidArgument(f"address {text!r}: brackets are for IPv6 addresses")
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            raise InvalidArgument(f"address {text!r} has no port; write it as 'ip:port'")
+        if ":" in host:
+            raise InvalidArgument(f"IPv6 address {text!r} needs brackets: '[ip]:port'")
+        ip, scope = parse_ip(host)
+    return Endpoint(ip, _port(port, text), 0, scope)
+
+
+def _from_tuple(value: tuple[Any, ...], text: object) -> Endpoint:
+    if len(value) == 5 and isinstance(value[4], tuple):  # getaddrinfo 5-tuple
+        return _from_tuple(value[4], text)
+    if len(value) not in (2, 4):
+        raise InvalidArgument(
+            f"address {text!r} must be (ip, port), (ip, port, flowinfo, scope_id) "
+            "or a getaddrinfo 5-tuple"
+        )
+    ip, scope = parse_ip(value[0])
+    port = _port(value[1], text)
+    flowinfo = 0
+    if len(value) == 4:
+        if ip.version == 4 and not str(value[0]).lower().startswith("::ffff:"):
+            raise InvalidArgument(f"address {text!r}: a 4-tuple is for IPv6 only")
+        flowinfo, scope_id = value[2], value[3]
+        if not isinstance(flowinfo, int) or not 0 <= flowinfo < 2**20:
+            raise InvalidArgument(f"flowinfo {flowinfo!r} in {text!r} is not a 20-bit integer")
+        if not isinstance(scope_id, int) or not 0 <= scope_id < 2**32:
+            raise InvalidArgument(f"scope_id {scope_id!r} in {text!r} is not an integer")
+        scope = scope_id or scope
+        if ip.version == 4:
+            flowinfo, scope = 0, 0
+    return Endpoint(ip, port, flowinfo, scope)
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(value: object) -> Endpoint:
+    return _parse(value)
+
+
+def _parse(value: object) -> Endpoint:
+    if isinstance(value, Endpoint):
+        return value
+    if isinstance(value, str):
+        return _from_string(value)
+    if isinstance(value, tuple):
+        return _from_tuple(value, value)
+    if isinstance(value, list):
+        return _from_tuple(tuple(value), value)
+    raise InvalidArgument(f"address {value!r} is neither a tuple nor an 'ip:port' string")
+
+
+def parse_address(value: object) -> Endpoint:
+    """Parse one address of any accepted form."""
+    # Cache hashable input; bools are kept out because True == 1 would hit a cached port.
+    if isinstance(value, str) or (
+        isinstance(value, tuple) and not any(isinstance(x, (bool, list)) for x in value)
+    ):
+        try:
+            return _parse_cached(value)
+        except TypeError:  # unhashable content: parse uncached (and report it)
+            pass
+    return _parse(value)
+
+
+def parse_addresses(values: Iterable[object] | object) -> list[Endpoint]:
+    """Parse a list of addresses; an empty list is an error. Duplicates are dropped."""
+    if isinstance(values, (str, bytes, Endpoint)) or not isinstance(values, Iterable):
+        raise InvalidArgument(
+            f"addresses must be a list of addresses, not {type(values).__name__} {values!r}"
+        )
+    seen: dict[Endpoint, None] = {}
+    for value in values:
+        seen.setdefault(parse_address(value), None)
+    if not seen:
+        raise InvalidArgument("the address list is empty")
+    return list(seen)

@@ -1,0 +1,144 @@
+"""The options every entry point takes (SPEC §1), validated once into an `Options` value."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Union
+
+from .addresses import parse_ip
+from .errors import InvalidArgument
+from .pairs import LocalAddress
+
+if TYPE_CHECKING:
+    from .events import RaceEvent
+    from .history import PairHistory
+
+#: RFC 8305 §8 constants (SPEC §5)
+ATTEMPT_DELAY = 0.25
+MIN_ATTEMPT_DELAY = 0.01
+RECOMMENDED_MIN_ATTEMPT_DELAY = 0.1
+RESOLUTION_DELAY = 0.05
+FIRST_ADDRESS_FAMILY_COUNT = 1
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT_HISTORY"
+
+
+#: sentinel for "the process-wide shared history"
+DEFAULT: Any = _Default()
+
+LocalAddressesOption = Union[Literal["auto"], None, Iterable[object]]
+EventCallback = Callable[["RaceEvent"], object]
+
+OPTION_NAMES = frozenset(
+    {
+        "local_addresses",
+        "timeout",
+        "attempt_delay",
+        "min_attempt_delay",
+        "interleave",
+        "sort",
+        "history",
+        "on_event",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    local_addresses: Literal["auto"] | None | tuple[LocalAddress, ...] = "auto"
+    timeout: float | None = None
+    attempt_delay: float = ATTEMPT_DELAY
+    min_attempt_delay: float = RECOMMENDED_MIN_ATTEMPT_DELAY
+    interleave: int = FIRST_ADDRESS_FAMILY_COUNT
+    sort: bool = True
+    history: PairHistory | None = None
+    on_event: EventCallback | None = None
+
+
+def _local_address(value: object) -> LocalAddress:
+    if isinstance(value, LocalAddress):
+        return value
+    if isinstance(value, tuple) and value:  # (ip, port) / (ip6, port, flow, scope) as for bind
+        ip, scope = parse_ip(value[0], what="local address")
+        if len(value) == 4 and isinstance(value[3], int) and value[3]:
+            scope = value[3]
+        if len(value) >= 2 and value[1] not in (0, None):
+            raise InvalidArgument(f"local address {value!r}: the port must be 0 (any)")
+        return LocalAddress(ip, scope)
+    ip, scope = parse_ip(value, what="local address")
+    return LocalAddress(ip, scope)
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidArgument(f"{name} must be a number of seconds, not {value!r}")
+    if math.isnan(value):
+        raise InvalidArgument(f"{name} must not be NaN")
+    return float(value)
+
+
+def make_options(
+    *,
+    local_addresses: LocalAddressesOption = "auto",
+    timeout: float | None = None,
+    attempt_delay: float = ATTEMPT_DELAY,
+    min_attempt_delay: float = RECOMMENDED_MIN_ATTEMPT_DELAY,
+    interleave: int = FIRST_ADDRESS_FAMILY_COUNT,
+    sort: bool = True,
+    history: PairHistory | None = DEFAULT,
+    on_event: EventCallback | None = None,
+) -> Options:
+    """Validate the options; every problem raises `InvalidArgument` naming it."""
+    from .history import DEFAULT_HISTORY, PairHistory
+
+    if timeout is not None:
+        timeout = _number("timeout", timeout)
+        if timeout < 0:
+            raise InvalidArgument(f"timeout must not be negative, got {timeout}")
+    attempt_delay = _number("attempt_delay", attempt_delay)
+    if attempt_delay < MIN_ATTEMPT_DELAY:
+        raise InvalidArgument(
+            f"attempt_delay {attempt_delay} is below the RFC 8305 floor of {MIN_ATTEMPT_DELAY} s"
+        )
+    min_attempt_delay = _number("min_attempt_delay", min_attempt_delay)
+    if min_attempt_delay < MIN_ATTEMPT_DELAY:
+        raise InvalidArgument(
+            f"min_attempt_delay {min_attempt_delay} is below the RFC 8305 floor of "
+            f"{MIN_ATTEMPT_DELAY} s"
+        )
+    if isinstance(interleave, bool) or not isinstance(interleave, int) or interleave < 0:
+        raise InvalidArgument(f"interleave must be an integer >= 0, got {interleave!r}")
+    if not isinstance(sort, bool):
+        raise InvalidArgument(f"sort must be True or False, got {sort!r}")
+    if history is DEFAULT:
+        history = DEFAULT_HISTORY
+    elif history is not None and not isinstance(history, PairHistory):
+        raise InvalidArgument(f"history must be a PairHistory or None, got {history!r}")
+    if on_event is not None and not callable(on_event):
+        raise InvalidArgument(f"on_event must be callable, got {on_event!r}")
+    local: Literal["auto"] | None | tuple[LocalAddress, ...]
+    if local_addresses is None or local_addresses == "auto":
+        local = local_addresses  # type: ignore[assignment]
+    elif isinstance(local_addresses, (str, bytes)) or not isinstance(local_addresses, Iterable):
+        raise InvalidArgument(
+            f'local_addresses must be "auto", None or a list of addresses, not {local_addresses!r}'
+        )
+    else:
+        local = tuple(dict.fromkeys(_local_address(v) for v in local_addresses))
+        if not local:
+            raise InvalidArgument("local_addresses is an empty list; use None for the kernel's")
+    return Options(
+        local, timeout, attempt_delay, min_attempt_delay, interleave, sort, history, on_event
+    )
+
+
+def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``**kwargs`` into (race options, the rest)."""
+    ours = {k: v for k, v in kwargs.items() if k in OPTION_NAMES}
+    rest = {k: v for k, v in kwargs.items() if k not in OPTION_NAMES}
+    return ours, rest

@@ -1,0 +1,72 @@
+"""Plain data shared by the core: local addresses, (source, destination) pairs, the sources view."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .addresses import Endpoint, IPAddress
+
+
+@dataclass(frozen=True, slots=True)
+class LocalAddress:
+    """An address of this machine that a socket may bind to before connecting."""
+
+    ip: IPAddress
+    scope_id: int = 0  # interface index, needed for IPv6 link-local sources
+    interface: str = ""
+    deprecated: bool = False  # IPv6 preferred lifetime over: use last
+
+    def __str__(self) -> str:
+        return str(self.ip) if self.interface == "" else f"{self.ip}%{self.interface}"
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """One way to connect: a destination and the source to bind (``None``: the kernel's choice).
+
+    ``kernel_source`` is the source the kernel would pick for ``destination`` (learned without
+    sending packets), ``None`` when it has no route. It ranks the pair (RFC 6724) and names the
+    path in history when ``source`` is ``None``.
+    """
+
+    source: LocalAddress | None
+    destination: Endpoint
+    kernel_source: IPAddress | None = None
+
+    @property
+    def effective_source(self) -> IPAddress | None:
+        return self.source.ip if self.source is not None else self.kernel_source
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """The history key: (source ip or "" when unknown, destination ip, port)."""
+        src = self.effective_source
+        return ("" if src is None else str(src), str(self.destination.ip), self.destination.port)
+
+    def __str__(self) -> str:
+        src = "kernel" if self.source is None else str(self.source)
+        if self.source is None and self.kernel_source is not None:
+            src = f"kernel({self.kernel_source})"
+        return f"{src} -> {self.destination}"
+
+
+SourceMode = Literal["auto", "kernel", "explicit"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceView:
+    """What the planner knows of local sources; produced by `aioconnlist.sources` (the I/O side).
+
+    - ``mode="kernel"``: one pair per destination, the kernel's choice (``local_addresses=None``).
+    - ``mode="auto"``: the kernel's choice first, then every other suitable address in ``local``.
+    - ``mode="explicit"``: exactly the addresses in ``local`` (bound explicitly).
+
+    ``kernel_choice`` maps a destination's IP to the kernel-chosen source (absent or ``None``:
+    unknown or no route).
+    """
+
+    mode: SourceMode
+    local: tuple[LocalAddress, ...] = ()
+    kernel_choice: Mapping[IPAddress, IPAddress | None] = field(default_factory=dict)
