@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Union
+from typing import Any
 
 from .errors import InvalidArgument
 
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +61,23 @@ def _zone_name(scope_id: int) -> str:
         return str(scope_id)
 
 
+def _decimal(text: str) -> int | None:
+    """``text`` as a plain ASCII decimal of at most 10 digits, else None (no '²', no '٣')."""
+    if text.isascii() and text.isdigit() and len(text) <= 10:
+        return int(text)
+    return None
+
+
 def _zone_index(zone: str, text: object) -> int:
-    if zone.isdigit():
-        return int(zone)
-    try:
-        return socket.if_nametoindex(zone)
-    except OSError:
-        raise InvalidArgument(f"unknown interface {zone!r} in address {text!r}") from None
+    index = _decimal(zone)
+    if index is None:
+        try:
+            index = socket.if_nametoindex(zone)
+        except (OSError, ValueError):  # ValueError: NUL byte or unencodable name
+            raise InvalidArgument(f"unknown interface {zone!r} in address {text!r}") from None
+    if not 0 <= index < 2**32:
+        raise InvalidArgument(f"zone index {index} in address {text!r} is out of range")
+    return index
 
 
 def parse_ip(text: object, *, what: str = "address") -> tuple[IPAddress, int]:
@@ -76,7 +86,7 @@ def parse_ip(text: object, *, what: str = "address") -> tuple[IPAddress, int]:
         ip: IPAddress = text
         scope = 0
     elif isinstance(text, str):
-        literal, _, zone = text.partition("%")
+        literal, percent, zone = text.partition("%")
         try:
             ip = ipaddress.ip_address(literal)
         except ValueError:
@@ -84,8 +94,10 @@ def parse_ip(text: object, *, what: str = "address") -> tuple[IPAddress, int]:
                 f"{what} {text!r} is not an IP address; "
                 "host names need aioconnlist.connect_by_name(host, port)"
             ) from None
-        if zone and ip.version == 4:
+        if percent and ip.version == 4:
             raise InvalidArgument(f"{what} {text!r}: a zone (%...) is only valid for IPv6")
+        if percent and not zone:
+            raise InvalidArgument(f"{what} {text!r}: empty zone after '%'")
         scope = _zone_index(zone, text) if zone else 0
     else:
         raise InvalidArgument(f"{what} {text!r} is not an IP address string")
@@ -100,8 +112,10 @@ def parse_ip(text: object, *, what: str = "address") -> tuple[IPAddress, int]:
 
 
 def _port(value: object, text: object) -> int:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
+    if isinstance(value, str):
+        number = _decimal(value)
+        if number is not None:
+            value = number
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgument(f"port {value!r} in {text!r} is not an integer")
     if not 0 < value < 65536:
@@ -128,8 +142,8 @@ def _from_string(text: str) -> Endpoint:
 
 
 def _from_tuple(value: tuple[Any, ...], text: object) -> Endpoint:
-    if len(value) == 5 and isinstance(value[4], tuple):  # getaddrinfo 5-tuple
-        return _from_tuple(value[4], text)
+    if len(value) == 5 and isinstance(value[4], tuple):  # getaddrinfo 5-tuple: its sockaddr
+        value = value[4]
     if len(value) not in (2, 4):
         raise InvalidArgument(
             f"address {text!r} must be (ip, port), (ip, port, flowinfo, scope_id) "
@@ -142,14 +156,33 @@ def _from_tuple(value: tuple[Any, ...], text: object) -> Endpoint:
         if ip.version == 4 and not str(value[0]).lower().startswith("::ffff:"):
             raise InvalidArgument(f"address {text!r}: a 4-tuple is for IPv6 only")
         flowinfo, scope_id = value[2], value[3]
-        if not isinstance(flowinfo, int) or not 0 <= flowinfo < 2**20:
+        if not _is_int(flowinfo) or not 0 <= flowinfo < 2**20:
             raise InvalidArgument(f"flowinfo {flowinfo!r} in {text!r} is not a 20-bit integer")
-        if not isinstance(scope_id, int) or not 0 <= scope_id < 2**32:
+        if not _is_int(scope_id) or not 0 <= scope_id < 2**32:
             raise InvalidArgument(f"scope_id {scope_id!r} in {text!r} is not an integer")
         scope = scope_id or scope
         if ip.version == 4:
             flowinfo, scope = 0, 0
     return Endpoint(ip, port, flowinfo, scope)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _cacheable(value: object) -> bool:
+    """Whether ``value`` may go through the parse cache.
+
+    The cache compares keys with ``==``, under which ``80 == 80.0 == True + 79``; so only exact
+    ``str``/``int`` leaves are cached, where equal keys are sure to parse alike.
+    """
+    if type(value) is str:
+        return True
+    if type(value) is not tuple:
+        return False
+    if len(value) == 5 and type(value[4]) is tuple:  # getaddrinfo 5-tuple: only [4] is read
+        value = value[4]
+    return all(type(x) is str or type(x) is int for x in value)
 
 
 @lru_cache(maxsize=4096)
@@ -171,20 +204,14 @@ def _parse(value: object) -> Endpoint:
 
 def parse_address(value: object) -> Endpoint:
     """Parse one address of any accepted form."""
-    # Cache hashable input; bools are kept out because True == 1 would hit a cached port.
-    if isinstance(value, str) or (
-        isinstance(value, tuple) and not any(isinstance(x, (bool, list)) for x in value)
-    ):
-        try:
-            return _parse_cached(value)
-        except TypeError:  # unhashable content: parse uncached (and report it)
-            pass
-    return _parse(value)
+    return _parse_cached(value) if _cacheable(value) else _parse(value)
 
 
 def parse_addresses(values: Iterable[object] | object) -> list[Endpoint]:
     """Parse a list of addresses; an empty list is an error. Duplicates are dropped."""
-    if isinstance(values, (str, bytes, Endpoint)) or not isinstance(values, Iterable):
+    if isinstance(values, (str, bytes, bytearray, Endpoint, Mapping)) or not isinstance(
+        values, Iterable
+    ):
         raise InvalidArgument(
             f"addresses must be a list of addresses, not {type(values).__name__} {values!r}"
         )

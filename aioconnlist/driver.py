@@ -1,24 +1,73 @@
-"""The asyncio driver. TEMPORARY STUB (sequential); the real staggered race is being written."""
+"""The asyncio driver: runs a `Race` with real sockets.
+
+Design: one function, `race`, owns every socket it creates. Each attempt is one task that
+creates nothing but awaits ``sock_connect`` on a socket made *before* the task starts, so the
+driver can account for every socket whatever happens to the task. The loop alternates between
+asking the `Race` what to start (it knows the schedule, the deadline and history) and waiting for
+the first of: an attempt finishing, the next start time or deadline, a late destination
+(``more_destinations``). The ``finally`` block is the only exit: it cancels what is still
+running, waits for those tasks to finish, and closes every socket that is not the winner's -
+including one that connected in the same loop tick as the winner, or just before the cancel.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 from .addresses import Endpoint
-from .errors import race_error
 from .events import Attempt
 from .options import Options
 from .pairs import Pair
 from .planner import plan_pairs
-from .sources import gather_sources
+from .race import Race
+from .sources import gather_sources, invalidate
 
 SocketFactory = Callable[[Pair], socket.socket]
+
+# Bind to an address without reserving a port until connect (Linux >= 4.2): binding many
+# sources must not spend ephemeral ports. Python names it on 3.12+ only; 24 is Linux's value.
+_IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+_HAS_BIND_NO_PORT = hasattr(socket, "IP_BIND_ADDRESS_NO_PORT") or sys.platform == "linux"
 
 
 def default_socket_factory(pair: Pair) -> socket.socket:
     return socket.socket(pair.destination.family, socket.SOCK_STREAM)
+
+
+def _plan(destinations: Sequence[Endpoint], options: Options, now: float) -> list[Pair]:
+    return plan_pairs(
+        destinations,
+        gather_sources(destinations, options.local_addresses),
+        history=options.history,
+        now=now,
+        interleave=options.interleave,
+        sort=options.sort,
+    )
+
+
+def _open(factory: SocketFactory, pair: Pair) -> socket.socket:
+    sock = factory(pair)
+    try:
+        sock.setblocking(False)
+        if pair.source is not None:
+            if _HAS_BIND_NO_PORT and sock.family in (socket.AF_INET, socket.AF_INET6):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
+            source = Endpoint(pair.source.ip, 0, 0, pair.source.scope_id)
+            sock.bind(source.sockaddr(sock.family))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _connect(sock: socket.socket, address: tuple[object, ...]) -> None:
+    await asyncio.get_running_loop().sock_connect(sock, address)
 
 
 async def race(
@@ -33,31 +82,117 @@ async def race(
     The socket is non-blocking. ``more_destinations`` yields late additions (DNS answers);
     the race fails only once it is exhausted. ``socket_factory(pair)`` makes each attempt's
     socket (default: the destination's family, SOCK_STREAM); an AF_INET6 socket reaches IPv4
-    pairs through v4-mapped addresses.
+    pairs through v4-mapped addresses. Raises the `ConnectError` family.
     """
     loop = asyncio.get_running_loop()
     factory = socket_factory or default_socket_factory
-    pairs = plan_pairs(
-        destinations,
-        gather_sources(destinations, options.local_addresses),
+    start = loop.time()
+    known = list(destinations)
+    state = Race(
+        _plan(known, options, start) if known else [],
+        now=start,
+        attempt_delay=options.attempt_delay,
+        min_attempt_delay=options.min_attempt_delay,
         history=options.history,
-        now=loop.time(),
-        interleave=options.interleave,
-        sort=options.sort,
+        timeout=options.timeout,
+        more_pairs_coming=more_destinations is not None,
+        on_event=options.on_event,
     )
-    attempts = []
-    for i, pair in enumerate(pairs):
-        sock = factory(pair)
-        sock.setblocking(False)
-        a = Attempt(i, pair, 0.0)
-        attempts.append(a)
-        try:
-            if pair.source is not None:
-                sock.bind((str(pair.source.ip), 0))
-            await loop.sock_connect(sock, pair.destination.sockaddr(sock.family))
-            return sock, pair
-        except OSError as e:
+    running: dict[asyncio.Future[Any], tuple[Attempt, socket.socket]] = {}
+    feed: asyncio.Future[Any] | None = None
+    if more_destinations is not None:
+        feed = asyncio.ensure_future(_next_batch(more_destinations))
+    winner: socket.socket | None = None
+    try:
+        while True:
+            now = loop.time()
+            if state.deadline is not None and now >= state.deadline:
+                state.time_out(now)
+                break
+            while (attempt := state.start_due(now)) is not None:
+                try:
+                    sock = _open(factory, attempt.pair)
+                except OSError as e:
+                    state.failed(attempt, e, loop.time())
+                    continue
+                address = attempt.pair.destination.sockaddr(sock.family)
+                running[asyncio.ensure_future(_connect(sock, address))] = (attempt, sock)
+            if state.finished:
+                break
+            waitables: set[asyncio.Future[Any]] = set(running)
+            if feed is not None:
+                waitables.add(feed)
+            wake = state.wake_at()
+            done, _ = await asyncio.wait(
+                waitables,
+                timeout=None if wake is None else max(0.0, wake - loop.time()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            now = loop.time()
+            for fut in done:
+                if feed is not None and fut is feed:
+                    batch: Sequence[Endpoint] | None = feed.result()
+                    if batch is None:
+                        feed = None
+                        state.no_more_pairs()
+                    else:
+                        assert more_destinations is not None
+                        feed = asyncio.ensure_future(_next_batch(more_destinations))
+                        known.extend(d for d in batch if d not in known)
+                        state.add_pairs(_plan(known, options, now), now)
+                    continue
+                attempt, sock = running.pop(fut)
+                error = fut.exception()
+                if error is None and state.connected(attempt, now):
+                    winner = sock
+                elif error is None:
+                    sock.close()  # connected in the same tick as the winner
+                else:
+                    sock.close()
+                    state.failed(attempt, _as_oserror(error), now)
+    except BaseException:
+        state.cancel(loop.time())
+        raise
+    finally:
+        await _cleanup(running, feed)
+    if winner is not None and state.winner is not None:
+        return winner, state.winner.pair
+    invalidate()  # the network may have changed: re-learn sources next time
+    raise state.error()
+
+
+async def _next_batch(
+    more: AsyncIterator[Sequence[Endpoint]],
+) -> Sequence[Endpoint] | None:
+    try:
+        return await anext(more)
+    except StopAsyncIteration:
+        return None
+
+
+def _as_oserror(error: BaseException) -> OSError:
+    if isinstance(error, OSError):
+        return error
+    wrapped = OSError(str(error))
+    wrapped.__cause__ = error
+    return wrapped
+
+
+async def _cleanup(
+    running: dict[asyncio.Future[Any], tuple[Attempt, socket.socket]],
+    feed: asyncio.Future[Any] | None,
+) -> None:
+    """Cancel every unfinished attempt (and the destination feed), wait for them, close sockets."""
+    pending = list(running)
+    if feed is not None:
+        pending.append(feed)
+    for fut in pending:
+        fut.cancel()
+    try:
+        if pending:
+            await asyncio.wait(pending)
+    finally:
+        for _attempt, sock in running.values():
             sock.close()
-            a.error = e
-            a.outcome = "failed"
-    raise race_error(attempts, timed_out=False)
+        if feed is not None and feed.done() and not feed.cancelled():
+            feed.exception()  # retrieved: no "exception never retrieved" warning

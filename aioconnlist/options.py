@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 from .addresses import parse_ip
 from .errors import InvalidArgument
@@ -31,7 +31,7 @@ class _Default:
 #: sentinel for "the process-wide shared history"
 DEFAULT: Any = _Default()
 
-LocalAddressesOption = Union[Literal["auto"], None, Iterable[object]]
+LocalAddressesOption = Literal["auto"] | None | Iterable[object]
 EventCallback = Callable[["RaceEvent"], object]
 
 OPTION_NAMES = frozenset(
@@ -50,7 +50,7 @@ OPTION_NAMES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    local_addresses: Literal["auto"] | None | tuple[LocalAddress, ...] = "auto"
+    local_addresses: Literal["auto"] | tuple[LocalAddress, ...] | None = "auto"
     timeout: float | None = None
     attempt_delay: float = ATTEMPT_DELAY
     min_attempt_delay: float = RECOMMENDED_MIN_ATTEMPT_DELAY
@@ -121,9 +121,9 @@ def make_options(
         raise InvalidArgument(f"history must be a PairHistory or None, got {history!r}")
     if on_event is not None and not callable(on_event):
         raise InvalidArgument(f"on_event must be callable, got {on_event!r}")
-    local: Literal["auto"] | None | tuple[LocalAddress, ...]
+    local: Literal["auto"] | tuple[LocalAddress, ...] | None
     if local_addresses is None or local_addresses == "auto":
-        local = local_addresses  # type: ignore[assignment]
+        local = local_addresses
     elif isinstance(local_addresses, (str, bytes)) or not isinstance(local_addresses, Iterable):
         raise InvalidArgument(
             f'local_addresses must be "auto", None or a list of addresses, not {local_addresses!r}'

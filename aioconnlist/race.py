@@ -1,0 +1,221 @@
+"""Race: the sans-I/O state of one Happy Eyeballs race (RFC 8305 §5).
+
+It decides *when* each ranked pair starts, which attempt wins, what history learns and which
+error a lost race reports. It never touches a socket or a clock: the driver feeds it the time
+(``now``, seconds on the event loop's monotonic clock) and the outcome of each attempt, and asks
+what to start next and when to wake up. That is what lets tests replay a race in virtual time
+with exact timings.
+
+Rules (SPEC §2.3-2.5, §2.7):
+- the first attempt starts at once; the next one when the newest attempt fails (at once) or
+  when its attempt delay has elapsed, whichever comes first;
+- the delay after a pair whose RTT history knows shrinks to srtt + 4*rttvar, clamped to
+  [min_attempt_delay, attempt_delay]; ``attempt_delay=inf`` means strictly one at a time;
+- the first attempt to connect wins; every other running attempt is cancelled; one that was
+  left unanswered for longer than the delay it was given counts against its pair ("soft"
+  failure), the others are neutral;
+- when all fail, the error carries the errno of the last attempt to fail.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .errors import RESOURCE_ERRNOS, ConnectError, race_error
+from .events import Attempt, EventKind, Outcome, RaceEvent
+from .pairs import Pair
+
+if TYPE_CHECKING:
+    from .history import FailureKind, PairHistory
+    from .options import EventCallback
+
+logger = logging.getLogger("aioconnlist")
+
+_UNREACHABLE = frozenset(
+    {
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EADDRNOTAVAIL,
+        errno.EINVAL,  # `ip route add blackhole` answers EINVAL
+        errno.ENETDOWN,
+        errno.EHOSTDOWN,
+    }
+)
+
+
+def failure_kind(error: OSError) -> FailureKind | None:
+    """How history files an attempt's error; ``None``: not the path's fault (out of fds...)."""
+    code = error.errno
+    if code in RESOURCE_ERRNOS:
+        return None
+    if code == errno.ECONNREFUSED:
+        return "refused"
+    if code == errno.ETIMEDOUT or isinstance(error, TimeoutError):
+        return "timeout"
+    if code in _UNREACHABLE:
+        return "unreachable"
+    return "error"
+
+
+class Race:
+    """One race over a ranked list of pairs. See the module docstring for the rules."""
+
+    def __init__(
+        self,
+        pairs: Sequence[Pair],
+        *,
+        now: float,
+        attempt_delay: float,
+        min_attempt_delay: float,
+        history: PairHistory | None = None,
+        timeout: float | None = None,
+        more_pairs_coming: bool = False,
+        on_event: EventCallback | None = None,
+    ) -> None:
+        self.origin = now
+        self.deadline = None if timeout is None else now + timeout
+        self.attempt_delay = attempt_delay
+        self.min_attempt_delay = min(min_attempt_delay, attempt_delay)
+        self.history = history
+        self.on_event = on_event
+        self.more_pairs_coming = more_pairs_coming
+        self.untried: list[Pair] = list(pairs)
+        self.untried.reverse()  # pop() from the end takes the best-ranked
+        self.attempts: list[Attempt] = []
+        self.running: dict[int, Attempt] = {}
+        self._delays: dict[int, float] = {}
+        self.next_start = now
+        self.winner: Attempt | None = None
+        self.timed_out = False
+
+    # -- what the driver asks -----------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        if self.winner is not None or self.timed_out:
+            return True
+        return not self.untried and not self.running and not self.more_pairs_coming
+
+    def start_due(self, now: float) -> Attempt | None:
+        """The attempt to start now, if one is due (call again until it returns None)."""
+        if self.winner is not None or self.timed_out or not self.untried:
+            return None
+        if now < self.next_start:
+            return None
+        pair = self.untried.pop()
+        attempt = Attempt(len(self.attempts), pair, now - self.origin)
+        self.attempts.append(attempt)
+        self.running[attempt.index] = attempt
+        delay = self.delay_after(pair, now)
+        self._delays[attempt.index] = delay
+        self.next_start = now + delay
+        self._emit("started", attempt, now)
+        return attempt
+
+    def wake_at(self) -> float | None:
+        """When the driver must call again even if no attempt finishes (None: never)."""
+        times = []
+        if self.untried and self.winner is None and not math.isinf(self.next_start):
+            times.append(self.next_start)
+        if self.deadline is not None:
+            times.append(self.deadline)
+        return min(times, default=None)
+
+    def delay_after(self, pair: Pair, now: float) -> float:
+        """How long to wait after starting ``pair`` before starting the next one."""
+        if math.isinf(self.attempt_delay) or self.history is None:
+            return self.attempt_delay
+        rto = self.history.rto(pair, now)
+        if rto is None:
+            return self.attempt_delay
+        return min(max(rto, self.min_attempt_delay), self.attempt_delay)
+
+    # -- what the driver tells ----------------------------------------------------------------
+
+    def add_pairs(self, pairs: Sequence[Pair], now: float) -> None:
+        """Replace the untried pairs by a new ranking (late DNS answers, RFC 8305 §5).
+
+        ``pairs`` is the full new plan; pairs already started are skipped.
+        """
+        started = {a.pair for a in self.attempts}
+        self.untried = [p for p in reversed(pairs) if p not in started]
+        if not self.running:
+            self.next_start = min(self.next_start, now)
+
+    def no_more_pairs(self) -> None:
+        self.more_pairs_coming = False
+
+    def failed(self, attempt: Attempt, error: OSError, now: float) -> None:
+        """``attempt`` failed with ``error``; if it was the newest, the next one starts now."""
+        self._end(attempt, "failed", now, error)
+        if self.history is not None:
+            kind = failure_kind(error)
+            if kind is not None:
+                self.history.record_failure(attempt.pair, kind, now)
+        if attempt.index == len(self.attempts) - 1 or not self.running:
+            self.next_start = now
+        self._emit("failed", attempt, now)
+
+    def connected(self, attempt: Attempt, now: float) -> bool:
+        """``attempt`` connected. True: it won (the driver keeps its socket); False: another
+        already won, close this one."""
+        if self.winner is not None or self.timed_out:
+            self._end(attempt, "cancelled", now)
+            self._emit("cancelled", attempt, now)
+            return False
+        self.winner = attempt
+        self._end(attempt, "won", now)
+        if self.history is not None:
+            self.history.record_success(attempt.pair, now - self.origin - attempt.started, now)
+        self._emit("won", attempt, now)
+        for other in list(self.running.values()):
+            self._abandon(other, "cancelled", now)
+        return True
+
+    def time_out(self, now: float) -> None:
+        """The deadline passed: every running attempt is abandoned."""
+        self.timed_out = True
+        for other in list(self.running.values()):
+            self._abandon(other, "timed out", now)
+
+    def cancel(self, now: float) -> None:
+        """The caller cancelled: running attempts end without evidence against their pairs."""
+        for other in list(self.running.values()):
+            self._end(other, "cancelled", now)
+            self._emit("cancelled", other, now)
+
+    def error(self) -> ConnectError:
+        """The error to raise when the race ended without a winner."""
+        return race_error(self.attempts, timed_out=self.timed_out, untried=len(self.untried))
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _abandon(self, attempt: Attempt, outcome: Outcome, now: float) -> None:
+        # Unanswered for longer than the delay it was given: evidence of a black hole.
+        waited = now - self.origin - attempt.started
+        if self.history is not None and waited > self._delays[attempt.index]:
+            self.history.record_failure(attempt.pair, "soft", now)
+        self._end(attempt, outcome, now)
+        self._emit("cancelled", attempt, now)
+
+    def _end(
+        self, attempt: Attempt, outcome: Outcome, now: float, error: OSError | None = None
+    ) -> None:
+        attempt.ended = now - self.origin
+        attempt.outcome = outcome
+        attempt.error = error
+        self.running.pop(attempt.index, None)
+
+    def _emit(self, kind: EventKind, attempt: Attempt, now: float) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(RaceEvent.of(kind, attempt, now - self.origin))
+        except Exception:  # a broken callback must not leak sockets
+            logger.exception("aioconnlist on_event callback raised")
