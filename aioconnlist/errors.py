@@ -14,8 +14,20 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .events import Attempt
 
-if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
-    from exceptiongroup import ExceptionGroup  # type: ignore[import-not-found,unused-ignore]
+if sys.version_info >= (3, 11):
+    from builtins import ExceptionGroup
+else:  # pragma: no cover - exercised on 3.10 only
+    from exceptiongroup import ExceptionGroup
+
+__all__ = [
+    "ConnectError",
+    "ConnectTimeout",
+    "ExceptionGroup",
+    "InvalidArgument",
+    "NotASocket",
+    "OutOfResources",
+    "race_error",
+]
 
 #: errnos that mean the process or kernel is out of memory or descriptors (reported as ENOBUFS)
 RESOURCE_ERRNOS = frozenset({_errno.EMFILE, _errno.ENFILE, _errno.ENOBUFS, _errno.ENOMEM})

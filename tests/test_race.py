@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from aioconnlist.errors import ConnectError, ConnectTimeout, OutOfResources
+from aioconnlist.errors import ConnectError, ConnectTimeout, ExceptionGroup, OutOfResources
 from aioconnlist.history import PairHistory
 from aioconnlist.pairs import SourceView
 from aioconnlist.planner import plan_pairs
