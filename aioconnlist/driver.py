@@ -19,6 +19,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+from ._compat import expired, timeout_at
 from .addresses import Endpoint
 from .events import Attempt
 from .options import Options
@@ -98,6 +99,8 @@ async def race(
         more_pairs_coming=more_destinations is not None,
         on_event=options.on_event,
     )
+    if more_destinations is None and len(state.untried) == 1:
+        return await _one_pair(state, factory)
     running: dict[asyncio.Future[Any], tuple[Attempt, socket.socket]] = {}
     feed: asyncio.Future[Any] | None = None
     if more_destinations is not None:
@@ -158,6 +161,40 @@ async def race(
     if winner is not None and state.winner is not None:
         return winner, state.winner.pair
     invalidate()  # the network may have changed: re-learn sources next time
+    raise state.error()
+
+
+async def _one_pair(state: Race, factory: SocketFactory) -> tuple[socket.socket, Pair]:
+    """The race of a single pair: no stagger, so no task; the deadline still holds."""
+    loop = asyncio.get_running_loop()
+    attempt = state.start_due(loop.time())
+    if attempt is None:  # the deadline passed before the start
+        state.time_out(loop.time())
+        raise state.error()
+    try:
+        sock = _open(factory, attempt.pair)
+    except OSError as e:
+        state.failed(attempt, e, loop.time())
+    else:
+        deadline = timeout_at(state.deadline)
+        try:
+            async with deadline:
+                await loop.sock_connect(sock, attempt.pair.destination.sockaddr(sock.family))
+        except OSError as e:  # (the deadline's TimeoutError too)
+            sock.close()
+            if expired(deadline):
+                state.time_out(loop.time())
+            else:
+                state.failed(attempt, e, loop.time())
+                invalidate()
+        except BaseException:
+            sock.close()
+            state.cancel(loop.time())
+            raise
+        else:
+            state.connected(attempt, loop.time())
+            return sock, attempt.pair
+    # raised outside the except blocks: no frame -> error -> traceback -> frame cycle
     raise state.error()
 
 

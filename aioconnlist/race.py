@@ -209,7 +209,9 @@ class Race:
     ) -> None:
         attempt.ended = now - self.origin
         attempt.outcome = outcome
-        attempt.error = error
+        # Kept without its traceback: that would pin the driver's frame, which holds this race
+        # (a reference cycle keeping sockets' errors alive until the next gc run).
+        attempt.error = None if error is None else error.with_traceback(None)
         self.running.pop(attempt.index, None)
 
     def _emit(self, kind: EventKind, attempt: Attempt, now: float) -> None:
