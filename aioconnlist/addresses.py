@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -28,6 +28,16 @@ class Endpoint:
     port: int
     flowinfo: int = 0
     scope_id: int = 0
+    # ipaddress objects hash slowly (via hex()); endpoints are dict keys on every connect
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "_hash", hash((int(self.ip), self.ip.version, self.port, self.scope_id))
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def family(self) -> socket.AddressFamily:

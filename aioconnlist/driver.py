@@ -176,13 +176,17 @@ async def _one_pair(state: Race, factory: SocketFactory) -> tuple[socket.socket,
     except OSError as e:
         state.failed(attempt, e, loop.time())
     else:
-        deadline = timeout_at(state.deadline)
+        address = attempt.pair.destination.sockaddr(sock.family)
+        deadline = None if state.deadline is None else timeout_at(state.deadline)
         try:
-            async with deadline:
-                await loop.sock_connect(sock, attempt.pair.destination.sockaddr(sock.family))
+            if deadline is None:
+                await loop.sock_connect(sock, address)
+            else:
+                async with deadline:
+                    await loop.sock_connect(sock, address)
         except OSError as e:  # (the deadline's TimeoutError too)
             sock.close()
-            if expired(deadline):
+            if deadline is not None and expired(deadline):
                 state.time_out(loop.time())
             else:
                 state.failed(attempt, e, loop.time())
