@@ -87,7 +87,7 @@ class BlackHole:
             probe.settimeout(0.05)
             try:
                 probe.connect(self.listener.address)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 probe.close()
                 return
             self.fillers.append(probe)
