@@ -1,43 +1,340 @@
 """Local sources (I/O side): the machine's addresses and the kernel's choice of source.
 
-STUB — being implemented (helper A).
+Two short caches (``CACHE_TTL`` seconds, on ``time.monotonic()``) keep this off the hot path:
+the enumerated interface addresses, and the kernel's source per destination IP. `invalidate()`
+drops both; the driver calls it after a race in which every pair failed, so a changed network
+is seen at the next call (SPEC §2.8 "a short cache, refreshed on failure").
+
+The pure parts — `/proc/net/if_inet6` parsing, the selection of usable interface addresses and
+the pair suitability rules of SPEC §2.1 (`source_usable`, `destination_usable`) — do no I/O and
+are tested on literal data.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import socket
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from .addresses import Endpoint, IPAddress
+from .errors import RESOURCE_ERRNOS
 from .pairs import LocalAddress, SourceView
 
+#: seconds a cached enumeration or kernel choice stays valid
+CACHE_TTL = 2.0
+#: bound on the kernel-choice cache (entries, one per destination IP and zone)
+KERNEL_CACHE_SIZE = 4096
 
-def kernel_source(destination: Endpoint) -> IPAddress | None:
-    """The source the kernel picks towards ``destination`` (UDP connect + getsockname, no
-    packet sent); ``None`` when there is no route."""
-    fam = destination.family
+#: IPv6 address flags from <linux/if_addr.h>, as printed in /proc/net/if_inet6
+IFA_F_DADFAILED = 0x08
+IFA_F_DEPRECATED = 0x20
+IFA_F_TENTATIVE = 0x40
+
+IF_INET6_PATH = "/proc/net/if_inet6"
+
+
+# --- pure: suitability of a (source, destination) pair (SPEC §2.1) -----------------------------
+
+_LOOPBACK, _LINK_LOCAL, _WIDER = 0, 1, 2
+
+
+def _locality(ip: IPAddress) -> int:
+    """Loopback, link-local or wider, from the integer value (cheaper than ``ip.is_*``)."""
+    n = int(ip)
+    if ip.version == 4:
+        if n >> 24 == 127:
+            return _LOOPBACK
+        return _LINK_LOCAL if n >> 16 == 0xA9FE else _WIDER  # 169.254/16
+    if n == 1:
+        return _LOOPBACK
+    return _LINK_LOCAL if n >> 118 == 0x3FA else _WIDER  # fe80::/10
+
+
+def destination_usable(destination: Endpoint) -> bool:
+    """False for a destination no pair can reach: an IPv6 link-local address without a zone."""
+    return not (
+        destination.scope_id == 0
+        and destination.ip.version == 6
+        and int(destination.ip) >> 118 == 0x3FA
+    )
+
+
+def source_usable(source: LocalAddress, destination: Endpoint) -> bool:
+    """Whether binding ``source`` can reach ``destination`` usefully (SPEC §2.1).
+
+    Same family; the destination usable at all; loopback and link-local sources only to
+    destinations of the same kind (link-local: the same zone when both zones are known).
+    The rule is symmetric: a loopback or link-local destination takes only a source of its own
+    kind, since any other source reaches it over the same interface and only adds attempts.
+    """
+    if source.ip.version != destination.ip.version or not destination_usable(destination):
+        return False
+    kind = _locality(source.ip)
+    if kind != _locality(destination.ip):
+        return False
+    return not (
+        kind == _LINK_LOCAL
+        and source.scope_id
+        and destination.scope_id
+        and source.scope_id != destination.scope_id
+    )
+
+
+# --- pure: interface addresses -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Inet6Entry:
+    """One line of /proc/net/if_inet6."""
+
+    ip: ipaddress.IPv6Address
+    ifindex: int
+    prefix_len: int
+    scope: int
+    flags: int
+    interface: str
+
+    @property
+    def usable(self) -> bool:
+        return not self.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)
+
+    @property
+    def deprecated(self) -> bool:
+        return bool(self.flags & IFA_F_DEPRECATED)
+
+
+def parse_if_inet6(text: str) -> dict[tuple[ipaddress.IPv6Address, str], Inet6Entry]:
+    """Parse /proc/net/if_inet6 into {(address, interface): entry}; malformed lines are skipped.
+
+    Line format: ``<32 hex digits> <ifindex> <prefix len> <scope> <flags> <name>``, numbers hex.
+    """
+    entries: dict[tuple[ipaddress.IPv6Address, str], Inet6Entry] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) != 6 or len(fields[0]) != 32:
+            continue
+        try:
+            ip = ipaddress.IPv6Address(int(fields[0], 16))
+            ifindex, prefix_len, scope, flags = (int(f, 16) for f in fields[1:5])
+        except ValueError:
+            continue
+        entries[ip, fields[5]] = Inet6Entry(ip, ifindex, prefix_len, scope, flags, fields[5])
+    return entries
+
+
+def select_local_addresses(
+    interface_addresses: Mapping[str, Iterable[tuple[int, str]]],
+    up: Collection[str],
+    inet6: Mapping[tuple[ipaddress.IPv6Address, str], Inet6Entry],
+    if_index: Mapping[str, int],
+) -> tuple[LocalAddress, ...]:
+    """The usable sources among interface addresses, non-deprecated first (order otherwise kept).
+
+    ``interface_addresses``: interface name -> (family, address text) as from getifaddrs
+    (psutil); ``up``: names of the interfaces that are up; ``inet6``: parsed /proc/net/if_inet6
+    (empty off Linux: no flags known); ``if_index``: interface name -> index, for the zone of
+    IPv6 link-local sources when /proc does not give it. Skipped: interfaces down, IPv6
+    tentative or DAD-failed, IPv4-mapped, multicast and unspecified addresses.
+    """
+    found: dict[tuple[IPAddress, int], LocalAddress] = {}
+    for name, addrs in interface_addresses.items():
+        # getifaddrs reports IPv4 alias labels ("eth0:1"); their link state is the device's
+        device = name if name in up else name.partition(":")[0]
+        if device not in up:
+            continue
+        for family, text in addrs:
+            if family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            try:
+                ip = ipaddress.ip_address(text.partition("%")[0])
+            except ValueError:
+                continue
+            if ip.is_multicast or ip.is_unspecified:
+                continue
+            scope_id, deprecated = 0, False
+            if ip.version == 6:
+                if ip.ipv4_mapped is not None:
+                    continue
+                entry = inet6.get((ip, device))
+                if entry is not None:
+                    if not entry.usable:
+                        continue
+                    deprecated = entry.deprecated
+                if _locality(ip) == _LINK_LOCAL:
+                    scope_id = entry.ifindex if entry is not None else if_index.get(device, 0)
+            found.setdefault((ip, scope_id), LocalAddress(ip, scope_id, device, deprecated))
+    ordered = sorted(found.values(), key=lambda a: a.deprecated)  # stable: order kept
+    return tuple(ordered)
+
+
+# --- I/O: enumeration and kernel probes ----------------------------------------------------
+
+
+def _read_if_inet6() -> str:
     try:
-        with socket.socket(fam, socket.SOCK_DGRAM) as s:
-            s.connect(destination.sockaddr())
-            from .addresses import parse_ip
+        with open(IF_INET6_PATH, encoding="ascii") as f:
+            return f.read()
+    except OSError:  # not Linux, or IPv6 disabled
+        return ""
 
-            return parse_ip(s.getsockname()[0])[0]
+
+def enumerate_local_addresses() -> tuple[LocalAddress, ...]:
+    """The machine's usable local addresses, read now (no cache)."""
+    import psutil  # imported here: only "auto" mode needs it
+
+    stats = psutil.net_if_stats()
+    up = {name for name, st in stats.items() if st.isup}
+    addrs = {
+        name: [(int(a.family), a.address) for a in lst]
+        for name, lst in psutil.net_if_addrs().items()
+    }
+    try:
+        if_index = {name: index for index, name in socket.if_nameindex()}
     except OSError:
-        return None
+        if_index = {}
+    return select_local_addresses(addrs, up, parse_if_inet6(_read_if_inet6()), if_index)
+
+
+def probe_kernel_source(destination: Endpoint) -> IPAddress:
+    """The source the kernel picks towards ``destination``: connect a UDP socket (which sends no
+    packet) and read its name. Raises OSError when there is no route."""
+    with socket.socket(destination.family, socket.SOCK_DGRAM) as s:
+        s.connect(destination.sockaddr())
+        host: str = s.getsockname()[0]
+    return ipaddress.ip_address(host.partition("%")[0])
+
+
+Clock = Callable[[], float]
+
+
+class LocalAddressCache:
+    """The enumerated local addresses, re-read after ``ttl`` seconds or `invalidate()`."""
+
+    def __init__(
+        self,
+        enumerate_addresses: Callable[[], tuple[LocalAddress, ...]] = enumerate_local_addresses,
+        ttl: float = CACHE_TTL,
+    ) -> None:
+        self._enumerate = enumerate_addresses
+        self._ttl = ttl
+        self._cached: tuple[float, tuple[LocalAddress, ...]] | None = None  # (expiry, value)
+
+    def get(self, now: float | None = None) -> tuple[LocalAddress, ...]:
+        if now is None:
+            now = time.monotonic()
+        cached = self._cached  # read once: another thread may replace it
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        value = self._enumerate()
+        self._cached = (now + self._ttl, value)
+        return value
+
+    def invalidate(self) -> None:
+        self._cached = None
+
+
+class KernelSourceCache:
+    """The kernel's source per destination (IP, zone), each kept ``ttl`` seconds.
+
+    Probe failures for lack of route are cached as ``None``; resource errors (EMFILE...) are not
+    cached, so the attempt itself reports them.
+    """
+
+    def __init__(
+        self,
+        probe: Callable[[Endpoint], IPAddress] = probe_kernel_source,
+        ttl: float = CACHE_TTL,
+        max_entries: int = KERNEL_CACHE_SIZE,
+    ) -> None:
+        self._probe = probe
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._entries: dict[tuple[IPAddress, int], tuple[float, IPAddress | None]] = {}
+        self._lock = threading.Lock()  # for eviction only; lookups are single dict reads
+
+    def get(self, destination: Endpoint, now: float | None = None) -> IPAddress | None:
+        if now is None:
+            now = time.monotonic()
+        key = (destination.ip, destination.scope_id)
+        entry = self._entries.get(key)
+        if entry is not None and now < entry[0]:
+            return entry[1]
+        result: IPAddress | None
+        if not destination_usable(destination):
+            result = None
+        else:
+            try:
+                result = self._probe(destination)
+            except OSError as e:
+                if e.errno in RESOURCE_ERRNOS:
+                    return None
+                result = None
+        with self._lock:
+            if len(self._entries) >= self._max_entries:
+                self._evict(now)
+            self._entries[key] = (now + self._ttl, result)
+        return result
+
+    def _evict(self, now: float) -> None:
+        live = {k: v for k, v in self._entries.items() if now < v[0]}
+        if len(live) >= self._max_entries:
+            live.clear()  # all still valid: start over rather than grow without bound
+        self._entries = live
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._entries = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_local_cache = LocalAddressCache()
+_kernel_cache = KernelSourceCache()
+
+
+def machine_addresses(now: float | None = None) -> tuple[LocalAddress, ...]:
+    """The machine's usable local addresses (cached ``CACHE_TTL`` s), non-deprecated first."""
+    return _local_cache.get(now)
+
+
+def kernel_source(destination: Endpoint, now: float | None = None) -> IPAddress | None:
+    """The source the kernel picks towards ``destination`` (UDP connect + getsockname, no
+    packet sent); ``None`` when there is no route. Cached ``CACHE_TTL`` s per IP and zone."""
+    return _kernel_cache.get(destination, now)
 
 
 def gather_sources(
     destinations: Sequence[Endpoint],
-    local_addresses: Literal["auto"] | None | tuple[LocalAddress, ...],
+    local_addresses: Literal["auto"] | tuple[LocalAddress, ...] | None,
+    *,
+    now: float | None = None,
 ) -> SourceView:
-    kc = {d.ip: kernel_source(d) for d in destinations}
+    """What the planner needs to know of sources for ``destinations``.
+
+    ``None`` -> mode "kernel" (no enumeration); ``"auto"`` -> mode "auto" with the machine's
+    addresses; a tuple -> mode "explicit" with exactly those. ``kernel_choice`` is filled for
+    every destination in every mode (it ranks pairs by RFC 6724).
+    """
+    if now is None:
+        now = time.monotonic()
+    get = _kernel_cache.get
+    kernel_choice: dict[IPAddress, IPAddress | None] = {}
+    for destination in destinations:
+        if destination.ip not in kernel_choice:
+            kernel_choice[destination.ip] = get(destination, now)
     if local_addresses is None:
-        return SourceView("kernel", (), kc)
+        return SourceView("kernel", (), kernel_choice)
     if local_addresses == "auto":
-        return SourceView("auto", (), kc)
-    return SourceView("explicit", local_addresses, kc)
+        return SourceView("auto", _local_cache.get(now), kernel_choice)
+    return SourceView("explicit", tuple(local_addresses), kernel_choice)
 
 
 def invalidate() -> None:
     """Forget cached interface addresses and kernel choices (after a failed race)."""
+    _local_cache.invalidate()
+    _kernel_cache.invalidate()

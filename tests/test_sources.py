@@ -1,0 +1,493 @@
+"""Local sources: enumeration, caches, the kernel's choice of source, pair suitability."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from aioconnlist import sources
+from aioconnlist.addresses import Endpoint, IPAddress, parse_address
+from aioconnlist.pairs import LocalAddress
+from aioconnlist.sources import (
+    IFA_F_DADFAILED,
+    IFA_F_DEPRECATED,
+    IFA_F_TENTATIVE,
+    Inet6Entry,
+    KernelSourceCache,
+    LocalAddressCache,
+    destination_usable,
+    enumerate_local_addresses,
+    gather_sources,
+    kernel_source,
+    parse_if_inet6,
+    probe_kernel_source,
+    select_local_addresses,
+    source_usable,
+)
+from tests.support import fd_count, has_ipv6_loopback, skip_or_fail
+
+V4 = ipaddress.IPv4Address
+V6 = ipaddress.IPv6Address
+AF_INET, AF_INET6, AF_PACKET = 2, 10, 17
+REPO = Path(__file__).resolve().parent.parent
+
+
+def require_root() -> None:
+    """Skip without root or `ip netns`; under AIOCONNLIST_REQUIRE_NETLAB=1 fail instead."""
+    if os.geteuid() != 0:
+        skip_or_fail("needs root to create a network namespace")
+    if shutil.which("ip") is None:
+        skip_or_fail("needs iproute2 (`ip`) to create a network namespace")
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches() -> Iterator[None]:
+    sources.invalidate()
+    yield
+    sources.invalidate()
+
+
+def ep(text: str) -> Endpoint:
+    return parse_address(text)
+
+
+# --- enumeration --------------------------------------------------------------------------
+
+
+def test_enumeration_has_loopback_and_only_up_interfaces() -> None:
+    found = enumerate_local_addresses()
+    assert LocalAddress(V4("127.0.0.1"), 0, "lo", False) in found
+    up = {name for name, st in psutil.net_if_stats().items() if st.isup}
+    for address in found:
+        assert address.interface in up, address
+        assert not address.ip.is_multicast
+        assert not address.ip.is_unspecified
+        assert address.ip.version == 4 or address.ip.ipv4_mapped is None
+        if address.ip.version == 6 and address.ip.is_link_local:
+            assert address.scope_id > 0, f"{address} has no zone"
+    flags = [a.deprecated for a in found]
+    assert flags == sorted(flags), "deprecated addresses must come last"
+
+
+def test_enumeration_agrees_with_proc_if_inet6_flags() -> None:
+    try:
+        table = parse_if_inet6(Path("/proc/net/if_inet6").read_text())
+    except OSError:
+        pytest.skip("no /proc/net/if_inet6 (IPv6 disabled or not Linux)")
+    found = {(a.ip, a.interface): a for a in enumerate_local_addresses()}
+    up = {name for name, st in psutil.net_if_stats().items() if st.isup}
+    for key, entry in table.items():
+        if not entry.usable or entry.interface not in up:
+            assert key not in found, f"{entry} is tentative, DAD-failed or down"
+        elif entry.ip.ipv4_mapped is None and not entry.ip.is_multicast:
+            assert key in found, f"{entry} is usable but was not enumerated"
+            assert found[key].deprecated == entry.deprecated
+    assert has_ipv6_loopback() == ((V6("::1"), "lo") in found)
+
+
+def test_local_address_cache_hits_within_ttl_and_refreshes_after() -> None:
+    calls = 0
+
+    def counting_enumerate() -> tuple[LocalAddress, ...]:
+        nonlocal calls
+        calls += 1
+        return enumerate_local_addresses()
+
+    cache = LocalAddressCache(counting_enumerate, ttl=2.0)
+    first = cache.get(now=100.0)
+    assert calls == 1
+    assert cache.get(now=101.999) is first
+    assert calls == 1
+    second = cache.get(now=102.0)  # TTL over: read again
+    assert calls == 2
+    assert second == first and second is not first
+    cache.invalidate()
+    third = cache.get(now=102.5)
+    assert calls == 3
+    assert third is not second
+
+
+def test_machine_addresses_module_cache_and_invalidate() -> None:
+    now = time.monotonic()
+    first = sources.machine_addresses(now)
+    assert sources.machine_addresses(now + 1) is first
+    sources.invalidate()
+    assert sources.machine_addresses(now + 1) is not first
+
+
+# --- /proc/net/if_inet6 and selection (pure) ----------------------------------------------
+
+IF_INET6_SAMPLE = """\
+fd000000000000000000000000000002 04 40 00 82     eth0
+fe8000000000000000fc00fffe000001 04 40 20 80     eth0
+00000000000000000000000000000001 01 80 10 80       lo
+20010db8000000000000000000000010 04 40 00 40     eth0
+20010db8000000000000000000000011 04 40 00 48     eth0
+20010db8000000000000000000000012 04 40 00 20     eth0
+20010db8000000000000000000000013 04 40 00 01     eth0
+fe800000000000000000000000000099 07 40 20 c0     wlan0
+not a line
+20010db800000000000000000000001 04 40 00 00     eth0
+20010db8000000000000000000000014 zz 40 00 00     eth0
+"""
+
+
+def test_parse_if_inet6_sample() -> None:
+    table = parse_if_inet6(IF_INET6_SAMPLE)
+    assert len(table) == 8  # the three malformed lines are skipped
+    ula = table[V6("fd00::2"), "eth0"]
+    assert ula == Inet6Entry(V6("fd00::2"), 4, 64, 0x00, 0x82, "eth0")
+    assert ula.usable and not ula.deprecated
+    link = table[V6("fe80::fc:ff:fe00:1"), "eth0"]
+    assert (link.ifindex, link.scope, link.usable) == (4, 0x20, True)
+    loopback = table[V6("::1"), "lo"]
+    assert (loopback.ifindex, loopback.prefix_len, loopback.scope) == (1, 128, 0x10)
+    tentative = table[V6("2001:db8::10"), "eth0"]
+    assert tentative.flags == IFA_F_TENTATIVE and not tentative.usable
+    dad_failed = table[V6("2001:db8::11"), "eth0"]
+    assert dad_failed.flags == IFA_F_TENTATIVE | IFA_F_DADFAILED and not dad_failed.usable
+    deprecated = table[V6("2001:db8::12"), "eth0"]
+    assert deprecated.usable and deprecated.deprecated and deprecated.flags == IFA_F_DEPRECATED
+    temporary = table[V6("2001:db8::13"), "eth0"]
+    assert temporary.usable and not temporary.deprecated
+    assert not table[V6("fe80::99"), "wlan0"].usable  # permanent but tentative
+
+
+def test_parse_if_inet6_empty() -> None:
+    assert parse_if_inet6("") == {}
+
+
+def test_select_local_addresses_filters_and_orders() -> None:
+    interface_addresses = {
+        "lo": [(AF_INET, "127.0.0.1"), (AF_INET6, "::1"), (AF_PACKET, "00:00:00:00:00:00")],
+        "eth0": [
+            (AF_INET, "192.0.2.2"),
+            (AF_INET6, "2001:db8::12"),  # deprecated: last
+            (AF_INET6, "fd00::2"),
+            (AF_INET6, "fe80::fc:ff:fe00:1%eth0"),
+            (AF_INET6, "2001:db8::10"),  # tentative: skipped
+            (AF_INET6, "2001:db8::11"),  # DAD failed: skipped
+            (AF_INET6, "::ffff:192.0.2.9"),  # IPv4-mapped: skipped
+            (AF_INET6, "ff02::1"),  # multicast: skipped
+            (AF_INET, "0.0.0.0"),  # unspecified: skipped
+            (AF_INET, "not-an-ip"),
+        ],
+        "eth0:1": [(AF_INET, "192.0.2.3")],  # IPv4 alias label: eth0's link state
+        "eth1": [(AF_INET, "198.51.100.1"), (AF_INET6, "fe80::5")],  # down
+        "wlan0": [(AF_INET6, "fe80::99")],  # tentative
+        "tun0": [(AF_INET6, "fe80::7%tun0"), (AF_INET, "169.254.1.1")],  # not in /proc table
+    }
+    up = {"lo", "eth0", "wlan0", "tun0"}
+    got = select_local_addresses(
+        interface_addresses, up, parse_if_inet6(IF_INET6_SAMPLE), {"tun0": 9, "eth0": 4}
+    )
+    assert got == (
+        LocalAddress(V4("127.0.0.1"), 0, "lo"),
+        LocalAddress(V6("::1"), 0, "lo"),
+        LocalAddress(V4("192.0.2.2"), 0, "eth0"),
+        LocalAddress(V6("fd00::2"), 0, "eth0"),
+        LocalAddress(V6("fe80::fc:ff:fe00:1"), 4, "eth0"),
+        LocalAddress(V4("192.0.2.3"), 0, "eth0"),
+        LocalAddress(V6("fe80::7"), 9, "tun0"),  # zone from the index map
+        LocalAddress(V4("169.254.1.1"), 0, "tun0"),
+        LocalAddress(V6("2001:db8::12"), 0, "eth0", deprecated=True),
+    )
+
+
+def test_select_local_addresses_without_proc_table() -> None:
+    got = select_local_addresses({"lo": [(AF_INET6, "fe80::1%lo")]}, {"lo"}, {}, {})
+    assert got == (LocalAddress(V6("fe80::1"), 0, "lo"),)  # zone unknown rather than wrong
+
+
+def test_select_drops_duplicate_addresses() -> None:
+    got = select_local_addresses(
+        {"a": [(AF_INET, "10.0.0.1")], "b": [(AF_INET, "10.0.0.1")]}, {"a", "b"}, {}, {}
+    )
+    assert got == (LocalAddress(V4("10.0.0.1"), 0, "a"),)
+
+
+# --- kernel's choice of source ------------------------------------------------------------
+
+
+def test_kernel_source_ipv4_loopback() -> None:
+    assert kernel_source(ep("127.0.0.1:80")) == V4("127.0.0.1")
+
+
+def test_kernel_source_v4_mapped_destination_probed_as_ipv4() -> None:
+    assert kernel_source(ep("[::ffff:127.0.0.1]:80")) == V4("127.0.0.1")
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="IPv6 loopback ::1 is not configured")
+def test_kernel_source_ipv6_loopback() -> None:
+    assert kernel_source(ep("[::1]:80")) == V6("::1")
+
+
+def test_kernel_source_link_local_without_zone_is_none_without_probing() -> None:
+    probes: list[Endpoint] = []
+
+    def probe(destination: Endpoint) -> IPAddress:
+        probes.append(destination)
+        return probe_kernel_source(destination)
+
+    cache = KernelSourceCache(probe)
+    assert cache.get(ep("[fe80::1]:80"), now=0.0) is None
+    assert probes == []
+    assert cache.get(ep("127.0.0.1:80"), now=0.0) == V4("127.0.0.1")
+    assert len(probes) == 1
+
+
+def test_kernel_source_cache_per_ip_ttl_and_invalidate() -> None:
+    probes: list[Endpoint] = []
+
+    def probe(destination: Endpoint) -> IPAddress:
+        probes.append(destination)
+        return probe_kernel_source(destination)
+
+    cache = KernelSourceCache(probe, ttl=2.0)
+    assert cache.get(ep("127.0.0.1:80"), now=10.0) == V4("127.0.0.1")
+    assert cache.get(ep("127.0.0.1:443"), now=11.9) == V4("127.0.0.1")  # other port: same IP
+    assert len(probes) == 1
+    assert cache.get(ep("127.0.0.2:80"), now=11.9) is not None
+    assert len(probes) == 2
+    assert cache.get(ep("127.0.0.1:80"), now=12.0) == V4("127.0.0.1")  # expired
+    assert len(probes) == 3
+    cache.invalidate()
+    assert len(cache) == 0
+    cache.get(ep("127.0.0.1:80"), now=12.1)
+    assert len(probes) == 4
+
+
+def test_kernel_source_cache_is_bounded() -> None:
+    cache = KernelSourceCache(ttl=100.0, max_entries=8)
+    for i in range(1, 40):
+        cache.get(ep(f"127.0.0.{i}:80"), now=1.0)
+        assert len(cache) <= 8
+    # expired entries are dropped first, keeping live ones
+    cache.invalidate()
+    for i in range(1, 5):
+        cache.get(ep(f"127.0.0.{i}:80"), now=1.0)
+    for i in range(5, 9):
+        cache.get(ep(f"127.0.0.{i}:80"), now=200.0)
+    cache.get(ep("127.0.0.9:80"), now=200.0)
+    assert len(cache) == 5
+
+
+def test_kernel_source_probes_leak_no_fd() -> None:
+    cache = KernelSourceCache()
+    before = fd_count()
+    for i in range(1, 200):
+        assert cache.get(ep(f"127.0.{i}.1:80"), now=1.0) is not None
+    assert fd_count() == before
+
+
+def _run_python(code: str, *prefix: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [*prefix, sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+def test_resource_errors_are_not_cached() -> None:
+    """Out of fds (real EMFILE, in a child process): None now, but not remembered."""
+    code = """
+        import os, resource
+        from aioconnlist.sources import KernelSourceCache
+        from aioconnlist.addresses import parse_address
+        cache = KernelSourceCache()
+        destination = parse_address("127.0.0.1:80")
+        lowest_free = os.open("/dev/null", os.O_RDONLY); os.close(lowest_free)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+        starved = cache.get(destination, now=1.0)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        print(starved, len(cache), cache.get(destination, now=1.0))
+    """
+    result = _run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["None", "0", "127.0.0.1"]
+
+
+def test_probe_raises_on_no_route_in_fresh_namespace() -> None:
+    """In a namespace of our own (lo up, no other route): no route -> None, and cached."""
+    require_root()
+    namespace = f"aioconnlist-src-{os.getpid()}"
+    created = subprocess.run(["ip", "netns", "add", namespace], capture_output=True, text=True)
+    if created.returncode != 0:
+        skip_or_fail(f"`ip netns add` failed: {created.stderr.strip()}")
+    try:
+        in_ns = ("ip", "netns", "exec", namespace)
+        subprocess.run([*in_ns, "ip", "link", "set", "lo", "up"], check=True, timeout=10)
+        subprocess.run(
+            [*in_ns, "ip", "route", "add", "unreachable", "198.51.100.0/24"],
+            check=True,
+            timeout=10,
+        )
+        code = """
+            import errno
+            from aioconnlist.sources import KernelSourceCache, probe_kernel_source
+            from aioconnlist.addresses import parse_address
+            cache = KernelSourceCache()
+            for text in ("127.0.0.1:80", "192.0.2.1:80", "198.51.100.1:80", "[2001:db8::1]:80"):
+                try:
+                    probe_kernel_source(parse_address(text))
+                    error = "-"
+                except OSError as e:
+                    error = errno.errorcode[e.errno]
+                print(text, cache.get(parse_address(text), now=1.0), error)
+            print("cached", len(cache))
+        """
+        result = _run_python(code, *in_ns)
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=False, timeout=10)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "127.0.0.1:80 127.0.0.1 -"  # the control: loopback still works
+    assert lines[1] == "192.0.2.1:80 None ENETUNREACH"  # no route at all
+    assert lines[2] == "198.51.100.1:80 None EHOSTUNREACH"  # an unreachable route
+    assert lines[3].startswith("[2001:db8::1]:80 None E")
+    assert lines[4] == "cached 4"  # "no route" is an answer worth caching
+
+
+# --- gather_sources -----------------------------------------------------------------------
+
+
+def test_gather_kernel_mode_does_not_enumerate() -> None:
+    destinations = [ep("127.0.0.1:80"), ep("127.0.0.2:80"), ep("127.0.0.1:81")]
+    view = gather_sources(destinations, None)
+    assert view.mode == "kernel"
+    assert view.local == ()
+    assert dict(view.kernel_choice) == {
+        V4("127.0.0.1"): V4("127.0.0.1"),
+        V4("127.0.0.2"): kernel_source(ep("127.0.0.2:80")),
+    }
+    assert sources._local_cache._cached is None, "kernel mode must not enumerate interfaces"
+
+
+def test_gather_auto_mode() -> None:
+    now = time.monotonic()
+    view = gather_sources([ep("127.0.0.1:80")], "auto", now=now)
+    assert view.mode == "auto"
+    assert view.local is sources.machine_addresses(now)
+    assert LocalAddress(V4("127.0.0.1"), 0, "lo") in view.local
+    assert view.kernel_choice[V4("127.0.0.1")] == V4("127.0.0.1")
+
+
+def test_gather_explicit_mode_keeps_exactly_the_given_sources() -> None:
+    given = (LocalAddress(V4("127.0.0.3")), LocalAddress(V6("2001:db8::1")))
+    view = gather_sources([ep("127.0.0.1:80"), ep("[fe80::1]:80")], given)
+    assert view.mode == "explicit"
+    assert view.local == given
+    assert dict(view.kernel_choice) == {V4("127.0.0.1"): V4("127.0.0.1"), V6("fe80::1"): None}
+    assert sources._local_cache._cached is None
+
+
+def test_gather_with_cached_results_is_cheap() -> None:
+    destinations = [Endpoint(V4("127.0.0.1") + i, 80) for i in range(1000)]
+    now = time.monotonic()
+    gather_sources(destinations, "auto", now=now)  # fill the caches
+    started = time.perf_counter()
+    view = gather_sources(destinations, "auto", now=now)
+    elapsed = time.perf_counter() - started
+    assert len(view.kernel_choice) == 1000
+    assert elapsed < 0.05, f"{elapsed * 1e6 / 1000:.1f} µs per destination with warm caches"
+
+
+# --- suitability of pairs (SPEC §2.1) -----------------------------------------------------
+
+LO = 1
+ETH = 4
+USABILITY_CASES = [
+    # (source ip, source zone, destination, usable)
+    ("192.0.2.2", 0, "198.51.100.1:80", True),
+    ("192.0.2.2", 0, "[2001:db8::1]:80", False),  # family
+    ("2001:db8::2", 0, "198.51.100.1:80", False),  # family
+    ("2001:db8::2", 0, "[2001:db8::1]:80", True),
+    ("fd00::2", 0, "[2001:db8::1]:80", True),  # ULA to global: routing decides
+    ("127.0.0.1", 0, "198.51.100.1:80", False),  # loopback source to a global destination
+    ("127.0.0.1", 0, "127.0.0.1:80", True),
+    ("127.0.0.1", 0, "127.0.0.2:80", True),  # all of 127/8 is loopback
+    ("127.0.0.5", 0, "127.0.0.1:80", True),
+    ("192.0.2.2", 0, "127.0.0.1:80", False),  # loopback destination takes loopback sources
+    ("::1", 0, "[::1]:80", True),
+    ("::1", 0, "[2001:db8::1]:80", False),
+    ("2001:db8::2", 0, "[::1]:80", False),
+    ("::1", 0, "127.0.0.1:80", False),  # family
+    ("169.254.1.1", 0, "169.254.9.9:80", True),  # IPv4 link-local has no zone
+    ("169.254.1.1", 0, "198.51.100.1:80", False),
+    ("192.0.2.2", 0, "169.254.9.9:80", False),
+    ("169.254.1.1", 0, "127.0.0.1:80", False),
+    ("fe80::2", ETH, f"[fe80::1%{ETH}]:80", True),
+    ("fe80::2", ETH, f"[fe80::1%{LO}]:80", False),  # other zone
+    ("fe80::2", 0, f"[fe80::1%{ETH}]:80", True),  # source zone unknown: not excluded
+    ("fe80::2", ETH, "[fe80::1]:80", False),  # destination without zone: never usable
+    ("fe80::2", 0, "[fe80::1]:80", False),
+    ("fe80::2", ETH, "[2001:db8::1]:80", False),  # link-local source to a global destination
+    ("fe80::2", ETH, "[::1]:80", False),
+    ("2001:db8::2", 0, f"[fe80::1%{ETH}]:80", False),  # global source to a link-local one
+    ("febf::2", ETH, f"[febf::1%{ETH}]:80", True),  # febf:: is still fe80::/10
+    ("fec0::2", 0, "[fec0::1]:80", True),  # site-local is not link-local
+    ("fec0::2", 0, f"[fe80::1%{ETH}]:80", False),
+]
+
+
+@pytest.mark.parametrize(("source", "zone", "destination", "usable"), USABILITY_CASES)
+def test_source_usable(source: str, zone: int, destination: str, usable: bool) -> None:
+    local = LocalAddress(ipaddress.ip_address(source), zone)
+    assert source_usable(local, ep(destination)) is usable
+
+
+@pytest.mark.parametrize(
+    ("destination", "usable"),
+    [
+        ("198.51.100.1:80", True),
+        ("127.0.0.1:80", True),
+        ("169.254.1.1:80", True),
+        ("[2001:db8::1]:80", True),
+        ("[::1]:80", True),
+        (f"[fe80::1%{ETH}]:80", True),
+        ("[fe80::1]:80", False),
+        ("[febf:ffff::1]:80", False),
+        ("[fec0::1]:80", True),
+        ("[::ffff:169.254.1.1]:80", True),
+    ],
+)
+def test_destination_usable(destination: str, usable: bool) -> None:
+    assert destination_usable(ep(destination)) is usable
+
+
+def test_source_usable_matches_ipaddress_classification() -> None:
+    """The integer shortcuts agree with `ipaddress` over a spread of addresses."""
+    samples = [
+        *(V4(n) for n in range(0, 2**32, 2**32 // 997)),
+        *(V6(n << 100) for n in range(0, 2**28, 2**28 // 997)),
+        V4("127.255.255.255"),
+        V4("169.254.0.0"),
+        V4("169.253.255.255"),
+        V4("169.255.0.0"),
+        V4("128.0.0.0"),
+        V6("::1"),
+        V6("::2"),
+        V6("fe80::"),
+        V6("febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
+        V6("fec0::"),
+        V6("fe7f:ffff::"),
+    ]
+    for ip in samples:
+        kind = sources._locality(ip)
+        expected = 0 if ip.is_loopback else 1 if ip.is_link_local else 2
+        assert kind == expected, ip
