@@ -214,7 +214,12 @@ def _parse(value: object) -> Endpoint:
 
 def parse_address(value: object) -> Endpoint:
     """Parse one address of any accepted form."""
-    return _parse_cached(value) if _cacheable(value) else _parse(value)
+    if _cacheable(value):
+        try:
+            return _parse_cached(value)
+        except TypeError:  # unhashable parts (a 5-tuple's other fields): parse uncached
+            pass
+    return _parse(value)
 
 
 def parse_addresses(values: Iterable[object] | object) -> list[Endpoint]:

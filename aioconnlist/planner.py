@@ -1,12 +1,195 @@
-"""plan_pairs: rank every usable (source, destination) pair. STUB — being implemented (helper B)."""
+"""plan_pairs: rank every usable (source, destination) pair (sans-I/O, deterministic).
+
+Order of the plan (SPEC §2.1-2.2):
+
+1. Pairs that cannot work are never produced (`sources.source_usable`,
+   `sources.destination_usable`); duplicate destinations are dropped (first one kept).
+2. ``sort=True``: destinations are ordered by the key of their kernel pair (in mode
+   "explicit": the best of their pairs for the history part), most significant first:
+
+   - RFC 6724 rule 1, avoid unusable destinations. A destination is *known bad* when the
+     kernel has no source for it (no route, or unknown) or its pair has unexpired failure
+     evidence (``history.rank > 0``: "known to be unreachable", RFC 6724 §6 rule 1 note).
+     Known-bad destinations go after all others; among them those with failure evidence
+     last (a no-route attempt fails at once, a black hole costs the attempt delay).
+   - path-level history: a destination whose (kernel source, family) path is
+     `PairHistory.path_demoted` goes after the destinations of the other family. This
+     overrides rules 2-8 on purpose: precedence alone would otherwise always put a broken
+     IPv6 first.
+   - rules 2 (matching scope), 3 (avoid deprecated source), 5 (matching label),
+     6 (higher precedence), 8 (smaller scope); rules 4 and 7 do not apply.
+   - history rank (RFC 8305 §4: between rules 8 and 9): recent success and lower smoothed RTT
+     first.
+   - rule 9 (longest matching prefix with the source, IPv6 only, capped at /64, see
+     `aioconnlist.rfc6724`), then rule 10 (input order).
+3. RFC 8305 §4 interleaving (``interleave`` = First Address Family Count, 0 = none), applied
+   separately to the healthy destinations and to the known-bad ones, so a failed destination
+   never jumps ahead of a healthy one. With ``sort=False`` the caller's order is interleaved
+   as one list and history is not consulted.
+4. Modes "auto"/"kernel": every destination's kernel-choice pair, then (auto) the alternate
+   sources of every destination in the same destination order. Alternates of one destination
+   are ordered (``sort=True``) by: no failure evidence first, non-deprecated, path not demoted,
+   history rank, same
+   scope as the destination, same label, longest common prefix, machine order. Mode
+   "explicit": destination by destination, each with its sources in the caller's order
+   (``sort=True``: stable-sorted by failure evidence, path demotion and history rank only).
+"""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
+from functools import lru_cache
+from typing import TypeVar
 
-from .addresses import Endpoint
+from .addresses import Endpoint, IPAddress
+from .errors import InvalidArgument
 from .history import PairHistory
-from .pairs import Pair, SourceView
+from .pairs import LocalAddress, Pair, SourceView
+from .rfc6724 import (
+    RULE9_MAX_PREFIX,
+    V4_MAPPED,
+    as_int128,
+    common_prefix_len128,
+    policy128,
+    scope128,
+)
+from .sources import destination_usable, source_usable
+
+_NO_SOURCE = -1
+_T = TypeVar("_T")
+_Demoted = frozenset[tuple[IPAddress | None, socket.AddressFamily]]
+
+
+@lru_cache(maxsize=8192)
+def _rfc6724_key(
+    dest: int, source: int, deprecated: bool
+) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+    """Static part of a destination's key from its kernel source.
+
+    Returns (rules 1-9 as one tuple, rules 1-8, rule 9) so the hot path without history sorts
+    on one cached tuple. ``dest`` and ``source`` are 128-bit (v4-mapped) integers, ``source``
+    -1 when the kernel has no route (rule 1; rules 2, 3, 5 and 9 need a source).
+    """
+    d_prec, d_label = policy128(dest)
+    d_scope = scope128(dest)
+    if source == _NO_SOURCE:
+        head: tuple[int, ...] = (1, 0, 0, 0, -d_prec, d_scope)
+        return (*head, 0), head, 0
+    head = (
+        0,
+        int(scope128(source) != d_scope),  # rule 2
+        int(deprecated),  # rule 3
+        int(policy128(source)[1] != d_label),  # rule 5
+        -d_prec,  # rule 6
+        d_scope,  # rule 8
+    )
+    is_v6 = dest >> 32 != 0xFFFF
+    rule9 = -min(common_prefix_len128(dest, source), RULE9_MAX_PREFIX) if is_v6 else 0
+    return (*head, rule9), head, rule9
+
+
+@lru_cache(maxsize=8192)
+def _source_key(source: int, dest: int) -> tuple[int, int, int]:
+    """RFC 6724 source-selection preference of ``source`` towards ``dest``: same scope (rule 2),
+    same label (rule 6), longest common prefix (rule 8; IPv6 capped at /64)."""
+    is_v6 = dest >> 32 != 0xFFFF
+    common = common_prefix_len128(dest, source)
+    common = min(common, RULE9_MAX_PREFIX) if is_v6 else common - 96
+    return (
+        int(scope128(source) != scope128(dest)),
+        int(policy128(source)[1] != policy128(dest)[1]),
+        -common,
+    )
+
+
+def _interleave(items: list[_T], versions: Sequence[int], first_count: int) -> list[_T]:
+    """RFC 8305 §4: ``first_count`` of the first family, then one of the other, alternating.
+
+    ``versions[i]`` is the IP version of ``items[i]``.
+    """
+    if first_count == 0 or len(items) < 2:
+        return items
+    first_version = versions[0]
+    first = [x for x, v in zip(items, versions, strict=True) if v == first_version]
+    if len(first) == len(items):
+        return items
+    other = [x for x, v in zip(items, versions, strict=True) if v != first_version]
+    out = first[:first_count]
+    rest = first[first_count:]
+    for i in range(max(len(rest), len(other))):
+        if i < len(other):
+            out.append(other[i])
+        if i < len(rest):
+            out.append(rest[i])
+    return out
+
+
+def _interleave_pairs(pairs: list[Pair], first_count: int) -> list[Pair]:
+    return _interleave(pairs, [p.destination.ip.version for p in pairs], first_count)
+
+
+def _usable_destinations(destinations: Sequence[Endpoint]) -> list[Endpoint]:
+    """Distinct destinations (first occurrence kept) that some pair can reach."""
+    if len(destinations) == 1:
+        return [destinations[0]] if destination_usable(destinations[0]) else []
+    return [d for d in dict.fromkeys(destinations) if destination_usable(d)]
+
+
+def _history_view(
+    history: PairHistory | None, pairs: Sequence[Pair], now: float
+) -> tuple[list[int] | None, _Demoted]:
+    """(rank of each pair, demoted paths); (None, nothing) without history."""
+    if history is None or len(history) == 0:
+        return None, frozenset()
+    return history.ranks(pairs, now), history.demoted_paths(now)
+
+
+def _order_destinations(
+    pairs: list[Pair],
+    ranks: Sequence[int] | None,
+    demoted: _Demoted,
+    deprecated: frozenset[IPAddress],
+    interleave: int,
+) -> list[int]:
+    """Indices into ``pairs`` (one representative pair per destination) in plan order.
+
+    ``ranks`` None (no history): the key is the cached RFC 6724 tuple alone (the hot path).
+    """
+    rfc6724_key = _rfc6724_key
+    keys: list[tuple[object, ...]] = []
+    for i, pair in enumerate(pairs):
+        ks = pair.kernel_source
+        dest_ip = pair.destination.ip
+        dest = int(dest_ip) | V4_MAPPED if dest_ip.version == 4 else int(dest_ip)
+        if ks is None:
+            full, head, rule9 = rfc6724_key(dest, _NO_SOURCE, False)
+        else:
+            source = int(ks) | V4_MAPPED if ks.version == 4 else int(ks)
+            full, head, rule9 = rfc6724_key(dest, source, bool(deprecated) and ks in deprecated)
+        if ranks is None:
+            keys.append((full, i))
+            continue
+        rank = ranks[i]
+        no_route = head[0]
+        path_demoted = bool(demoted) and (pair.effective_source, pair.destination.family) in demoted
+        failed = rank > 0
+        keys.append((failed or no_route == 1, failed, no_route, path_demoted, head, rank, rule9, i))
+    keys.sort()
+    order: list[int] = [key[-1] for key in keys]  # type: ignore[misc]
+    if ranks is None:
+        split = next((n for n, key in enumerate(keys) if key[0][0]), len(keys))  # type: ignore[index]
+    else:
+        split = next((n for n, key in enumerate(keys) if key[0]), len(keys))
+    versions = [pairs[i].destination.ip.version for i in order]
+    healthy = _interleave(order[:split], versions[:split], interleave)
+    known_bad = _interleave(order[split:], versions[split:], interleave)
+    return healthy + known_bad
+
+
+def _check_interleave(interleave: int) -> None:
+    if isinstance(interleave, bool) or not isinstance(interleave, int) or interleave < 0:
+        raise InvalidArgument(f"interleave must be an integer >= 0, not {interleave!r}")
 
 
 def plan_pairs(
@@ -18,15 +201,120 @@ def plan_pairs(
     interleave: int = 1,
     sort: bool = True,
 ) -> list[Pair]:
-    pairs: list[Pair] = []
-    for dest in destinations:
-        ks = sources.kernel_choice.get(dest.ip)
-        if sources.mode != "explicit":
-            pairs.append(Pair(None, dest, ks))
-        if sources.mode != "kernel":
-            pairs.extend(
-                Pair(s, dest, ks)
-                for s in sources.local
-                if s.ip.version == dest.ip.version and (sources.mode == "explicit" or s.ip != ks)
+    """Every usable (source, destination) pair of ``destinations`` × ``sources``, best first.
+
+    See the module docstring for the order. ``now`` is the history's time scale.
+    """
+    _check_interleave(interleave)
+    dests = _usable_destinations(destinations)
+    if not dests:
+        return []
+    if sources.mode == "explicit":
+        return _plan_explicit(dests, sources, history, now, interleave, sort)
+    kernel_get = sources.kernel_choice.get
+    kernel_pairs = [Pair(None, d, kernel_get(d.ip)) for d in dests]
+    if len(kernel_pairs) > 1:
+        if sort:
+            ranks, demoted = _history_view(history, kernel_pairs, now)
+            deprecated = frozenset(s.ip for s in sources.local if s.deprecated)
+            order = _order_destinations(kernel_pairs, ranks, demoted, deprecated, interleave)
+            kernel_pairs = [kernel_pairs[i] for i in order]
+        else:
+            kernel_pairs = _interleave_pairs(kernel_pairs, interleave)
+    if sources.mode == "kernel" or not sources.local:
+        return kernel_pairs
+    return kernel_pairs + _alternates(kernel_pairs, sources.local, history, now, sort)
+
+
+def _alternates(
+    kernel_pairs: list[Pair],
+    local: Sequence[LocalAddress],
+    history: PairHistory | None,
+    now: float,
+    sort: bool,
+) -> list[Pair]:
+    """Mode "auto": for each destination in plan order, its other usable sources."""
+    groups: list[list[Pair]] = []
+    for kp in kernel_pairs:
+        dest, ks = kp.destination, kp.kernel_source
+        groups.append([Pair(s, dest, ks) for s in local if s.ip != ks and source_usable(s, dest)])
+    flat = [p for group in groups for p in group]
+    if not sort or len(flat) < 2:
+        return flat
+    ranks, demoted = _history_view(history, flat, now)
+    if ranks is None:
+        ranks = [0] * len(flat)
+    position = {s: i for i, s in reversed(list(enumerate(local)))}
+    out: list[Pair] = []
+    n = 0
+    for group in groups:
+        keyed = []
+        for pair in group:
+            src = pair.source
+            assert src is not None
+            rank = ranks[n]
+            n += 1
+            keyed.append(
+                (
+                    rank > 0,
+                    src.deprecated,
+                    bool(demoted) and (src.ip, pair.destination.family) in demoted,
+                    rank,
+                    _source_key(as_int128(src.ip), as_int128(pair.destination.ip)),
+                    position[src],
+                    pair,
+                )
             )
-    return pairs
+        keyed.sort(key=lambda k: k[:6])
+        out.extend(k[-1] for k in keyed)
+    return out
+
+
+def _plan_explicit(
+    dests: list[Endpoint],
+    sources: SourceView,
+    history: PairHistory | None,
+    now: float,
+    interleave: int,
+    sort: bool,
+) -> list[Pair]:
+    """Mode "explicit": exactly the caller's sources, destination by destination."""
+    kernel_get = sources.kernel_choice.get
+    groups: list[list[Pair]] = []
+    for dest in dests:
+        ks = kernel_get(dest.ip)
+        group = [Pair(s, dest, ks) for s in sources.local if source_usable(s, dest)]
+        if group:
+            groups.append(group)
+    if not groups:
+        return []
+    if not sort:
+        versions = [g[0].destination.ip.version for g in groups]
+        return [p for g in _interleave(groups, versions, interleave) for p in g]
+
+    flat = [p for group in groups for p in group]
+    ranks, demoted = _history_view(history, flat, now)
+    deprecated = frozenset(s.ip for s in sources.local if s.deprecated)
+    if ranks is None:  # no history: the caller's source order, destinations by RFC 6724
+        order = _order_destinations([g[0] for g in groups], None, demoted, deprecated, interleave)
+        return [p for i in order for p in groups[i]]
+    # within a destination: failure evidence, path demotion, history rank, the caller's order
+    n = 0
+    sorted_groups: list[list[Pair]] = []
+    best_ranks: list[int] = []
+    for group in groups:
+        keyed = []
+        for i, pair in enumerate(group):
+            eff = pair.effective_source
+            is_demoted = bool(demoted) and (eff, pair.destination.family) in demoted
+            keyed.append((ranks[n] > 0, is_demoted, ranks[n], i))
+            n += 1
+        keyed.sort()
+        sorted_groups.append([group[k[3]] for k in keyed])
+        best_ranks.append(keyed[0][2])
+    # a destination is ranked by its kernel source for RFC 6724 and by its best pair for
+    # history (rank and path demotion: `_order_destinations` reads the effective source)
+    order = _order_destinations(
+        [g[0] for g in sorted_groups], best_ranks, demoted, deprecated, interleave
+    )
+    return [p for i in order for p in sorted_groups[i]]
