@@ -21,6 +21,7 @@ from typing import Any
 
 from ._compat import expired, timeout_at
 from .addresses import Endpoint
+from .errors import InvalidArgument
 from .events import Attempt
 from .options import Options
 from .pairs import Pair
@@ -89,8 +90,12 @@ async def race(
     factory = socket_factory or default_socket_factory
     start = loop.time()
     known = list(destinations)
+    pairs = _plan(known, options, start) if known else []
+    if not pairs and more_destinations is None:
+        shown = ", ".join(str(d) for d in known[:8]) + (", ..." if len(known) > 8 else "")
+        raise InvalidArgument(f"no usable (source, destination) pair for {shown}")
     state = Race(
-        _plan(known, options, start) if known else [],
+        pairs,
         now=start,
         attempt_delay=options.attempt_delay,
         min_attempt_delay=options.min_attempt_delay,

@@ -319,3 +319,10 @@ def test_out_of_descriptors_is_enobufs() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
     )
     assert out.stdout.split() == ["True", "True"], out.stdout + out.stderr
+
+
+async def test_no_usable_pair_is_einval() -> None:
+    with pytest.raises(InvalidArgument, match="no usable"):
+        await aioconnlist.connect_by_list(["[fe80::1]:80"])  # link-local without a zone
+    with pytest.raises(InvalidArgument, match="no usable"):
+        await aioconnlist.connect_by_list([("192.0.2.1", 80)], local_addresses=["127.0.0.1"])
