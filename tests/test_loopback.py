@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -27,15 +26,7 @@ from tests.support import (
     task_count,
 )
 
-uvloop = pytest.importorskip("uvloop")
-
-
-@pytest.fixture(params=["asyncio", "uvloop"], autouse=True)
-def event_loop_policy(request: pytest.FixtureRequest) -> Iterator[asyncio.AbstractEventLoopPolicy]:
-    if request.param == "uvloop":
-        yield uvloop.EventLoopPolicy()
-    else:
-        yield asyncio.DefaultEventLoopPolicy()
+pytestmark = pytest.mark.both_loops
 
 
 async def test_connects_to_a_listener(listener: Listener) -> None:
