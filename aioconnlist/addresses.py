@@ -13,6 +13,7 @@ import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import is_
 from typing import Any
 
 from .errors import InvalidArgument
@@ -30,25 +31,46 @@ class Endpoint:
     scope_id: int = 0
     # ipaddress objects hash slowly (via hex()); endpoints are dict keys on every connect
     _hash: int = field(init=False, repr=False, compare=False)
+    # the address as one 128-bit integer, IPv4 in its ::ffff: mapped form (RFC 6724 §3.2)
+    _int128: int = field(init=False, repr=False, compare=False)
+    _family: socket.AddressFamily = field(init=False, repr=False, compare=False)
+    _sockaddr: tuple[Any, ...] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "_hash", hash((int(self.ip), self.ip.version, self.port, self.scope_id))
-        )
+        ip = self.ip
+        n = int(ip)
+        setattr_ = object.__setattr__
+        if ip.version == 4:
+            setattr_(self, "_hash", hash((n, 4, self.port, self.scope_id)))
+            setattr_(self, "_int128", n | 0xFFFF00000000)
+            setattr_(self, "_family", socket.AF_INET)
+        else:
+            setattr_(self, "_hash", hash((n, 6, self.port, self.scope_id)))
+            setattr_(self, "_int128", n)
+            setattr_(self, "_family", socket.AF_INET6)
+        setattr_(self, "_sockaddr", None)  # made on first use
 
     def __hash__(self) -> int:
         return self._hash
 
     @property
     def family(self) -> socket.AddressFamily:
-        return socket.AF_INET if self.ip.version == 4 else socket.AF_INET6
+        return self._family
 
     def sockaddr(self, family: int | None = None) -> tuple[Any, ...]:
         """The address tuple for a socket of `family` (default: this endpoint's own).
 
         An IPv4 endpoint on an AF_INET6 socket becomes its v4-mapped form.
         """
-        family = self.family if family is None else family
+        if family is None or family == self._family:
+            cached = self._sockaddr
+            if cached is None:
+                cached = self._make_sockaddr(self._family)
+                object.__setattr__(self, "_sockaddr", cached)
+            return cached
+        return self._make_sockaddr(family)
+
+    def _make_sockaddr(self, family: int) -> tuple[Any, ...]:
         if family == socket.AF_INET:
             if self.ip.version != 4:
                 raise InvalidArgument(f"{self} cannot be reached from an AF_INET socket")
@@ -222,17 +244,59 @@ def parse_address(value: object) -> Endpoint:
     return _parse(value)
 
 
+# Parsed lists, for a caller that passes the same list again (the usual case: a configured
+# list of servers). A hit needs every element to be the very object parsed before, and only
+# lists whose elements are deeply immutable (see `_cacheable`, or Endpoints) are kept, so the
+# same objects cannot parse differently. The cache holds its elements: their ids stay theirs.
+_LIST_CACHE: dict[tuple[int, int, int], tuple[tuple[object, ...], list[Endpoint]]] = {}
+_LIST_CACHE_SIZE = 256
+
+
 def parse_addresses(values: Iterable[object] | object) -> list[Endpoint]:
     """Parse a list of addresses; an empty list is an error. Duplicates are dropped."""
-    if isinstance(values, (str, bytes, bytearray, Endpoint, Mapping)) or not isinstance(
+    kind = type(values)
+    if kind is list or kind is tuple:
+        items: list[object] | tuple[object, ...] = values  # type: ignore[assignment]
+        if items:
+            key = (len(items), id(items[0]), id(items[-1]))
+            hit = _LIST_CACHE.get(key)
+            if hit is not None and all(map(is_, items, hit[0])):
+                return list(hit[1])
+            return _parse_list(items, key)
+    elif isinstance(values, (str, bytes, bytearray, Endpoint, Mapping)) or not isinstance(
         values, Iterable
     ):
         raise InvalidArgument(
             f"addresses must be a list of addresses, not {type(values).__name__} {values!r}"
         )
     seen: dict[Endpoint, None] = {}
-    for value in values:
+    for value in values:  # type: ignore[union-attr]
         seen.setdefault(parse_address(value), None)
     if not seen:
         raise InvalidArgument("the address list is empty")
     return list(seen)
+
+
+def _parse_list(
+    items: list[object] | tuple[object, ...], key: tuple[int, int, int]
+) -> list[Endpoint]:
+    seen: dict[Endpoint, None] = {}
+    immutable = True
+    for value in items:
+        if type(value) is Endpoint:
+            seen.setdefault(value, None)
+        elif _cacheable(value):
+            try:
+                seen.setdefault(_parse_cached(value), None)
+            except TypeError:  # unhashable parts (a 5-tuple's other fields): parse uncached
+                seen.setdefault(_parse(value), None)
+        else:
+            immutable = False
+            seen.setdefault(_parse(value), None)
+    result = list(seen)
+    if immutable:
+        if len(_LIST_CACHE) >= _LIST_CACHE_SIZE:
+            _LIST_CACHE.clear()
+        _LIST_CACHE[key] = (tuple(items), result)
+        return list(result)
+    return result

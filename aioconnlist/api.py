@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from .addresses import parse_addresses
 from .driver import race
-from .options import make_options
+from .options import options_from
 
 _Protocol = TypeVar("_Protocol", bound=asyncio.BaseProtocol)
 
@@ -21,7 +21,7 @@ async def connect_by_list(addresses: Any, **options: Any) -> socket.socket:
     Options: local_addresses, timeout, attempt_delay, min_attempt_delay, interleave, sort,
     history, on_event (SPEC §1). Raises `ConnectError` (an OSError) when nothing connects.
     """
-    opts = make_options(**options)
+    opts = options_from(options)
     sock, _pair = await race(parse_addresses(addresses), opts)
     return sock
 
@@ -38,7 +38,7 @@ async def create_connection(
 
     ``timeout`` covers the race and the TLS handshake together.
     """
-    opts = make_options(**options)
+    opts = options_from(options)
     loop = asyncio.get_running_loop()
     start = loop.time()
     sock, _pair = await race(parse_addresses(addresses), opts)

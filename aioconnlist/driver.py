@@ -14,20 +14,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ._compat import expired, timeout_at
 from .addresses import Endpoint
 from .errors import InvalidArgument
 from .events import Attempt
+from .history import PairHistory
 from .options import Options
 from .pairs import Pair
 from .planner import plan_pairs
 from .race import Race
-from .sources import gather_sources, invalidate
+from .sources import gather_sources_until, invalidate, sources_generation
 
 SocketFactory = Callable[[Pair], socket.socket]
 
@@ -41,15 +45,81 @@ def default_socket_factory(pair: Pair) -> socket.socket:
     return socket.socket(pair.destination.family, socket.SOCK_STREAM)
 
 
+@dataclass(slots=True)
+class _CachedPlan:
+    destinations: list[Endpoint]
+    sources_generation: tuple[int, int]
+    sources_until: float  # time.monotonic() scale
+    # None: the plan does not depend on history (at most one pair); else its order_version,
+    # with the RTT version masked out (-1) when fewer than two pairs had a success rank
+    history_version: tuple[int, int] | None
+    planned_at: float  # the history's (event loop's) time scale
+    history_until: float
+    pairs: list[Pair]
+
+
+_PlanKey = tuple[object, ...]
+# Plans of recent destination lists. A plan is a function of the destinations, the options,
+# the sources (kernel choices and local addresses, both cached with an expiry) and the history
+# (which tells through `order_version`/`order_valid_until` when its ranking could differ). A hit
+# is the very plan that planning afresh would give, at the cost of one list comparison.
+_PLAN_CACHE: dict[_PlanKey, _CachedPlan] = {}
+_PLAN_CACHE_SIZE = 128
+
+
 def _plan(destinations: Sequence[Endpoint], options: Options, now: float) -> list[Pair]:
-    return plan_pairs(
+    """The ranked pairs for ``destinations`` (``now``: the history's time), cached."""
+    history = options.history
+    key: _PlanKey = (
+        len(destinations),
+        destinations[0],
+        destinations[-1],
+        options.local_addresses,
+        options.interleave,
+        options.sort,
+        id(history),
+    )
+    generation = sources_generation()
+    cached = _PLAN_CACHE.get(key)
+    if (
+        cached is not None
+        and cached.sources_generation == generation
+        and _history_unchanged(cached.history_version, history)
+        and cached.planned_at <= now < cached.history_until
+        and time.monotonic() < cached.sources_until
+        and cached.destinations == destinations  # identical Endpoints compare at once
+    ):
+        return cached.pairs
+    version = None if history is None else history.order_version
+    view, sources_until = gather_sources_until(destinations, options.local_addresses)
+    pairs = plan_pairs(
         destinations,
-        gather_sources(destinations, options.local_addresses),
-        history=options.history,
+        view,
+        history=history,
         now=now,
         interleave=options.interleave,
         sort=options.sort,
     )
+    history_until = math.inf
+    if history is None or version is None or len(pairs) < 2:
+        version = None  # nothing to order: history cannot change this plan
+    else:
+        history_until, successes = history.order_valid_until(pairs, now)
+        if successes < 2:  # RTT moves of a single successful pair reorder nothing
+            version = (version[0], -1)
+    if len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE:
+        _PLAN_CACHE.clear()
+    _PLAN_CACHE[key] = _CachedPlan(
+        list(destinations), generation, sources_until, version, now, history_until, pairs
+    )
+    return pairs
+
+
+def _history_unchanged(version: tuple[int, int] | None, history: PairHistory | None) -> bool:
+    if version is None or history is None:
+        return True
+    current = history.order_version
+    return version[0] == current[0] and (version[1] == -1 or version[1] == current[1])
 
 
 def _open(factory: SocketFactory, pair: Pair) -> socket.socket:
@@ -68,8 +138,56 @@ def _open(factory: SocketFactory, pair: Pair) -> socket.socket:
     return sock
 
 
-async def _connect(sock: socket.socket, address: tuple[object, ...]) -> None:
-    await asyncio.get_running_loop().sock_connect(sock, address)
+async def _connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
+    await _sock_connect(asyncio.get_running_loop(), sock, address)
+
+
+async def _sock_connect(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, address: tuple[Any, ...]
+) -> None:
+    """``loop.sock_connect`` for an address that is already numeric (as every sockaddr here is).
+
+    The same steps as asyncio's own, less its address resolution: a non-blocking connect, then
+    a writer callback reads SO_ERROR. The writer is removed however the wait ends. Loops
+    without ``add_writer`` (Windows' proactor) and socket subclasses (an SSLSocket must be
+    refused as asyncio refuses it) use ``loop.sock_connect``.
+    """
+    if type(sock) is not socket.socket:
+        await loop.sock_connect(sock, address)
+        return
+    try:
+        sock.connect(address)
+        return
+    except (BlockingIOError, InterruptedError):
+        pass
+    fut = loop.create_future()
+    fd = sock.fileno()
+    try:
+        loop.add_writer(fd, _connect_done, fut, sock, address)
+    except NotImplementedError:
+        await loop.sock_connect(sock, address)
+        return
+    try:
+        await fut
+    finally:
+        loop.remove_writer(fd)
+        del fut  # no frame -> future -> exception -> traceback -> frame cycle
+
+
+def _connect_done(fut: asyncio.Future[None], sock: socket.socket, address: object) -> None:
+    if fut.done():  # cancelled meanwhile
+        return
+    try:
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    except (BlockingIOError, InterruptedError):
+        return  # still connecting: called again when writable
+    except OSError as exc:
+        fut.set_exception(exc)
+        return
+    if err == 0:
+        fut.set_result(None)
+    else:
+        fut.set_exception(OSError(err, f"Connect call failed {address}"))
 
 
 async def race(
@@ -94,6 +212,13 @@ async def race(
     if not pairs and more_destinations is None:
         shown = ", ".join(str(d) for d in known[:8]) + (", ..." if len(known) > 8 else "")
         raise InvalidArgument(f"no usable (source, destination) pair for {shown}")
+    if (
+        len(pairs) == 1
+        and more_destinations is None
+        and options.timeout is None
+        and options.on_event is None
+    ):
+        return await _lone_pair(pairs[0], options, factory, loop, start)
     state = Race(
         pairs,
         now=start,
@@ -167,6 +292,59 @@ async def race(
         return winner, state.winner.pair
     invalidate()  # the network may have changed: re-learn sources next time
     raise state.error()
+
+
+async def _lone_pair(
+    pair: Pair,
+    options: Options,
+    factory: SocketFactory,
+    loop: asyncio.AbstractEventLoop,
+    origin: float,
+) -> tuple[socket.socket, Pair]:
+    """The race of a single pair with no deadline and no observer: the most common call.
+
+    What a `Race` would do, without building one on success: connect, record the RTT. A
+    failure is replayed through a `Race` (same history record, same error).
+    """
+    started = loop.time()
+    try:
+        sock = _open(factory, pair)
+    except OSError as e:
+        state = _lone_failure(pair, options, origin, started, e, loop.time())
+    else:
+        try:
+            await _sock_connect(loop, sock, pair.destination.sockaddr(sock.family))
+        except OSError as e:
+            sock.close()
+            state = _lone_failure(pair, options, origin, started, e, loop.time())
+            invalidate()  # the network may have changed: re-learn sources next time
+        except BaseException:
+            sock.close()
+            raise
+        else:
+            if options.history is not None:
+                now = loop.time()
+                options.history.record_success(pair, now - started, now)
+            return sock, pair
+    # raised outside the except blocks, and never held in a local: no frame -> error ->
+    # traceback -> frame cycle
+    raise state.error()
+
+
+def _lone_failure(
+    pair: Pair, options: Options, origin: float, started: float, error: OSError, now: float
+) -> Race:
+    state = Race(
+        [pair],
+        now=origin,
+        attempt_delay=options.attempt_delay,
+        min_attempt_delay=options.min_attempt_delay,
+        history=options.history,
+    )
+    attempt = state.start_due(started)
+    assert attempt is not None
+    state.failed(attempt, error, now)
+    return state
 
 
 async def _one_pair(state: Race, factory: SocketFactory) -> tuple[socket.socket, Pair]:

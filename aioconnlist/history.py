@@ -24,6 +24,7 @@ network's IPv6 (or IPv4) is broken, not one host's.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import math
 import socket
 import threading
@@ -57,6 +58,8 @@ _MAX_COUNTED_FAILURES = 1000
 #: distinct black-holed destinations kept per path (the rule needs 2)
 _BLACK_HOLES_PER_PATH = 16
 
+_VERSIONS = itertools.count()
+
 _PairKey = tuple[int, int, int]  # (source as int128 or -1, destination as int128, port)
 _PathKey = tuple[int, int]  # (source as int128 or -1, address family)
 
@@ -66,8 +69,12 @@ def _source_int(ip: IPAddress | None) -> int:
 
 
 def _pair_key(pair: Pair) -> _PairKey:
-    dest = pair.destination
-    return (_source_int(pair.effective_source), as_int128(dest.ip), dest.port)
+    key = pair._history_key
+    if key is None:  # computed once per Pair: plans are cached and reused
+        dest = pair.destination
+        key = (_source_int(pair.effective_source), dest._int128, dest.port)
+        object.__setattr__(pair, "_history_key", key)
+    return key
 
 
 @dataclass(slots=True)
@@ -134,6 +141,11 @@ class PairHistory:
         self._pairs: OrderedDict[_PairKey, _PairRecord] = OrderedDict()
         self._paths: OrderedDict[_PathKey, _PathRecord] = OrderedDict()
         self._family_success: dict[int, float] = {}  # family -> last success, any source
+        # Change whenever a recorded outcome may change a plan's order (see `order_version`).
+        # Drawn from one counter for all histories: a plan made with another history (even one
+        # that had the same id) can never look valid for this one.
+        self._order_version = next(_VERSIONS)
+        self._rtt_version = next(_VERSIONS)
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -144,41 +156,73 @@ class PairHistory:
             rec = self._pairs[key] = _PairRecord(pair.key)
             while len(self._pairs) > self.max_pairs:
                 self._pairs.popitem(last=False)
+                self._order_version = next(_VERSIONS)
         else:
             self._pairs.move_to_end(key)
         return rec
 
     def _path(self, pair: Pair) -> _PathRecord:
-        key = (_source_int(pair.effective_source), int(pair.destination.family))
+        key = (_pair_key(pair)[0], int(pair.destination.family))
         rec = self._paths.get(key)
         if rec is None:
             rec = self._paths[key] = _PathRecord()
             while len(self._paths) > self.max_paths:
                 self._paths.popitem(last=False)
+                self._order_version = next(_VERSIONS)
         else:
             self._paths.move_to_end(key)
         return rec
 
     def record_success(self, pair: Pair, rtt: float, now: float) -> None:
         """A connect on ``pair`` succeeded after ``rtt`` seconds."""
-        if isinstance(rtt, bool) or not isinstance(rtt, (int, float)) or not rtt >= 0:
-            raise InvalidArgument(f"rtt must be a non-negative number of seconds, not {rtt!r}")
-        rtt = float(rtt)
-        if math.isinf(rtt):
-            raise InvalidArgument("rtt must be finite")
+        if type(rtt) is not float or not 0.0 <= rtt < math.inf:  # (every connect comes here)
+            if isinstance(rtt, bool) or not isinstance(rtt, (int, float)) or not rtt >= 0:
+                raise InvalidArgument(f"rtt must be a non-negative number of seconds, not {rtt!r}")
+            rtt = float(rtt)
+            if math.isinf(rtt):
+                raise InvalidArgument("rtt must be finite")
+        key = _pair_key(pair)
+        family = int(pair.destination._family)
         with self._lock:
-            rec = self._record(pair)
+            rec = self._pairs.get(key)
+            if rec is None:
+                rec = self._record(pair)
+            else:
+                self._pairs.move_to_end(key)
+            rank_before = self._rank_locked(rec, now)
             if rec.srtt is None or not self._success_valid(rec, now):
                 rec.srtt, rec.rttvar, rec.samples = rtt, rtt / 2, 1  # RFC 6298 (2.2)
             else:  # RFC 6298 (2.3): rttvar first, from the old srtt
-                rec.rttvar = (1 - BETA) * rec.rttvar + BETA * abs(rec.srtt - rtt)
-                rec.srtt = (1 - ALPHA) * rec.srtt + ALPHA * rtt
+                srtt = rec.srtt
+                rec.rttvar = (1 - BETA) * rec.rttvar + BETA * abs(srtt - rtt)
+                rec.srtt = (1 - ALPHA) * srtt + ALPHA * rtt
                 rec.samples += 1
             rec.last_success = now
             rec.failures = 0
-            self._path(pair).last_success = now
-            family = int(pair.destination.family)
-            self._family_success[family] = max(now, self._family_success.get(family, now))
+            path_key = (key[0], family)
+            path = self._paths.get(path_key)
+            if path is None:
+                path = self._path(pair)
+            else:
+                self._paths.move_to_end(path_key)
+            path.last_success = now
+            family_success = self._family_success
+            family_before = family_success.get(family)
+            if family_before is None or now > family_before:
+                family_success[family] = now
+            # A new RTT sample in the same rank bucket changes no order: plans stay valid.
+            rank_after = self._rank_locked(rec, now)
+            if (
+                len(path.black_holes) >= 2
+                or family_before is None
+                or now - family_before >= self.failure_ttl
+            ):
+                self._order_version = next(_VERSIONS)
+            elif rank_after != rank_before:
+                if rank_before < 0 and rank_after < 0:  # another RTT bucket
+                    self._rtt_version = next(_VERSIONS)
+                else:
+                    self._order_version = next(_VERSIONS)
 
     def record_failure(self, pair: Pair, kind: FailureKind, now: float) -> None:
         """An attempt on ``pair`` failed (``soft``: still unanswered when another pair won)."""
@@ -187,6 +231,7 @@ class PairHistory:
                 f"failure kind {kind!r} is not one of {', '.join(sorted(FAILURE_KINDS))}"
             )
         with self._lock:
+            self._order_version = next(_VERSIONS)
             rec = self._record(pair)
             if not self._failure_valid(rec, now):
                 rec.failures = 0
@@ -194,8 +239,9 @@ class PairHistory:
             rec.last_failure, rec.failure_kind = now, kind
             if kind in BLACK_HOLE_KINDS:
                 holes = self._path(pair).black_holes
-                holes[as_int128(pair.destination.ip)] = now
-                holes.move_to_end(as_int128(pair.destination.ip))
+                dest = pair.destination._int128
+                holes[dest] = now
+                holes.move_to_end(dest)
                 while len(holes) > _BLACK_HOLES_PER_PATH:
                     holes.popitem(last=False)
 
@@ -205,6 +251,7 @@ class PairHistory:
             self._pairs.clear()
             self._paths.clear()
             self._family_success.clear()
+            self._order_version = next(_VERSIONS)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -223,10 +270,17 @@ class PairHistory:
     def _rank_locked(self, rec: _PairRecord | None, now: float) -> int:
         if rec is None:
             return 0
-        if self._failure_wins(rec, now):
+        last_success = rec.last_success
+        success = last_success is not None and now - last_success < self.success_ttl
+        last_failure = rec.last_failure
+        if (
+            last_failure is not None
+            and now - last_failure < self.failure_ttl
+            and (not success or last_failure >= last_success)  # type: ignore[operator]
+        ):  # `_failure_wins`, inline: this runs for every pair of every plan
             failures = min(rec.failures, _MAX_COUNTED_FAILURES)
             return FAILURE_RANK + 4 * failures + _SEVERITY[rec.failure_kind or "error"]
-        if rec.srtt is not None and self._success_valid(rec, now):
+        if success and rec.srtt is not None:
             bucket = min(int(rec.srtt * _RTT_BUCKETS_PER_SECOND), -SUCCESS_RANK - 1)
             return SUCCESS_RANK + bucket
         return 0
@@ -264,6 +318,53 @@ class PairHistory:
         key = _pair_key(pair)
         with self._lock:
             return self._rto_locked(self._pairs.get(key), now)
+
+    @property
+    def order_version(self) -> tuple[int, int]:
+        """(class version, RTT version): numbers that change when a record may change how pairs
+        rank (`ranks`, `demoted_paths`). With `order_valid_until` they tell when a plan made
+        earlier is still the plan the same inputs would give now (the planner is deterministic).
+
+        The class version changes on anything but a success that only moves a pair's smoothed
+        RTT to another rank bucket; that changes the RTT version only, and can reorder a plan
+        only if the plan holds two or more pairs with a success rank. A success that leaves
+        the rank as it was changes neither (every successful connect records one).
+        """
+        return self._order_version, self._rtt_version
+
+    def order_valid_until(self, pairs: Iterable[Pair], now: float) -> tuple[float, int]:
+        """(until, successes): the first time after ``now`` at which evidence about ``pairs``
+        or any path expires (``math.inf``: none), and how many of ``pairs`` have a success rank.
+
+        Until then, while `order_version` stays the same, `ranks` of ``pairs`` and
+        `demoted_paths` give what they give at ``now``.
+        """
+        until = math.inf
+        successes = 0
+        keys = [_pair_key(p) for p in pairs]
+        with self._lock:
+            get = self._pairs.get
+            success_ttl, failure_ttl = self.success_ttl, self.failure_ttl
+            for key in keys:
+                rec = get(key)
+                if rec is None:
+                    continue
+                if self._rank_locked(rec, now) < 0:
+                    successes += 1
+                if rec.last_success is not None and now < rec.last_success + success_ttl < until:
+                    until = rec.last_success + success_ttl
+                if rec.last_failure is not None and now < rec.last_failure + failure_ttl < until:
+                    until = rec.last_failure + failure_ttl
+            for path in self._paths.values():
+                if len(path.black_holes) >= 2:
+                    for when in path.black_holes.values():
+                        if now < when + failure_ttl < until:
+                            until = when + failure_ttl
+            for when in self._family_success.values():
+                if now < when + failure_ttl < until:
+                    until = when + failure_ttl
+        # the expiry tests are ``now - t < ttl``: keep clear of float rounding at the edge
+        return until - 1e-3, successes
 
     def _path_demoted_locked(self, key: _PathKey, now: float) -> bool:
         rec = self._paths.get(key)

@@ -137,6 +137,54 @@ def make_options(
     )
 
 
+# Validated options for repeated keyword sets: connect_by_list(addrs) is usually called with
+# the same few options over and over. Only plain scalar values (and the history sentinels) are
+# cached: the key holds each value's exact type, since ``True == 1 == 1.0`` under ``==`` but
+# ``sort=1`` is an error and ``sort=True`` is not. Values such as lists, callables or private
+# histories are validated every time (and so never kept alive by the cache).
+_SCALAR_TYPES = frozenset({type(None), bool, int, float, str})
+_OPTIONS_CACHE: dict[tuple[tuple[str, type, object], ...], Options] = {}
+_OPTIONS_CACHE_SIZE = 64
+
+
+def options_from(kwargs: dict[str, Any]) -> Options:
+    """`make_options(**kwargs)`, with a cache for the common all-scalar option sets."""
+    history_default = _shared_history()
+    key_items: list[tuple[str, type, object]] = []
+    for name, value in kwargs.items():
+        kind = type(value)
+        if kind is float:
+            value = value.hex()  # -0.0 is not 0.0 here; NaN gets a key but is refused anyway
+        elif kind not in _SCALAR_TYPES and value is not DEFAULT and value is not history_default:
+            return make_options(**kwargs)
+        key_items.append((name, kind, value))
+    key = tuple(sorted(key_items, key=_item_name)) if len(key_items) > 1 else tuple(key_items)
+    cached = _OPTIONS_CACHE.get(key)
+    if cached is not None:
+        return cached
+    options = make_options(**kwargs)
+    if len(_OPTIONS_CACHE) >= _OPTIONS_CACHE_SIZE:
+        _OPTIONS_CACHE.clear()
+    _OPTIONS_CACHE[key] = options
+    return options
+
+
+_SHARED_HISTORY: list[object] = []
+
+
+def _shared_history() -> object:
+    """DEFAULT_HISTORY (imported late: history imports this module's neighbours)."""
+    if not _SHARED_HISTORY:
+        from .history import DEFAULT_HISTORY
+
+        _SHARED_HISTORY.append(DEFAULT_HISTORY)
+    return _SHARED_HISTORY[0]
+
+
+def _item_name(item: tuple[str, type, object]) -> str:
+    return item[0]
+
+
 def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split ``**kwargs`` into (race options, the rest)."""
     ours = {k: v for k, v in kwargs.items() if k in OPTION_NAMES}

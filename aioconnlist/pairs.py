@@ -34,6 +34,10 @@ class Pair:
     source: LocalAddress | None
     destination: Endpoint
     kernel_source: IPAddress | None = None
+    # PairHistory's key for this pair, made on first use (see `aioconnlist.history`)
+    _history_key: tuple[int, int, int] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def effective_source(self) -> IPAddress | None:

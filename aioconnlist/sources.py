@@ -13,6 +13,8 @@ are tested on literal data.
 from __future__ import annotations
 
 import ipaddress
+import itertools
+import math
 import socket
 import threading
 import time
@@ -23,6 +25,8 @@ from typing import Literal
 from .addresses import Endpoint, IPAddress
 from .errors import RESOURCE_ERRNOS
 from .pairs import LocalAddress, SourceView
+
+_GENERATIONS = itertools.count()
 
 #: seconds a cached enumeration or kernel choice stays valid
 CACHE_TTL = 2.0
@@ -222,19 +226,25 @@ class LocalAddressCache:
         self._enumerate = enumerate_addresses
         self._ttl = ttl
         self._cached: tuple[float, tuple[LocalAddress, ...]] | None = None  # (expiry, value)
+        self.generation = next(_GENERATIONS)  # changes on `invalidate`
 
     def get(self, now: float | None = None) -> tuple[LocalAddress, ...]:
+        return self.get_entry(now)[1]
+
+    def get_entry(self, now: float | None = None) -> tuple[float, tuple[LocalAddress, ...]]:
+        """(expiry, addresses): the addresses stay what they are until the expiry."""
         if now is None:
             now = time.monotonic()
         cached = self._cached  # read once: another thread may replace it
         if cached is not None and now < cached[0]:
-            return cached[1]
-        value = self._enumerate()
-        self._cached = (now + self._ttl, value)
-        return value
+            return cached
+        cached = (now + self._ttl, self._enumerate())
+        self._cached = cached
+        return cached
 
     def invalidate(self) -> None:
         self._cached = None
+        self.generation = next(_GENERATIONS)
 
 
 class KernelSourceCache:
@@ -254,15 +264,21 @@ class KernelSourceCache:
         self._ttl = ttl
         self._max_entries = max_entries
         self._entries: dict[tuple[IPAddress, int], tuple[float, IPAddress | None]] = {}
+        self.generation = next(_GENERATIONS)  # changes when entries are dropped before their expiry
         self._lock = threading.Lock()  # for eviction only; lookups are single dict reads
 
     def get(self, destination: Endpoint, now: float | None = None) -> IPAddress | None:
         if now is None:
             now = time.monotonic()
+        return self.get_entry(destination, now)[1]
+
+    def get_entry(self, destination: Endpoint, now: float) -> tuple[float, IPAddress | None]:
+        """(expiry, kernel source): the answer stays what it is until the expiry, unless
+        `generation` changes first. An uncached answer has expiry ``now``."""
         key = (destination.ip, destination.scope_id)
         entry = self._entries.get(key)
         if entry is not None and now < entry[0]:
-            return entry[1]
+            return entry
         result: IPAddress | None
         if not destination_usable(destination):
             result = None
@@ -271,23 +287,26 @@ class KernelSourceCache:
                 result = self._probe(destination)
             except OSError as e:
                 if e.errno in RESOURCE_ERRNOS:
-                    return None
+                    return (now, None)
                 result = None
+        entry = (now + self._ttl, result)
         with self._lock:
             if len(self._entries) >= self._max_entries:
                 self._evict(now)
-            self._entries[key] = (now + self._ttl, result)
-        return result
+            self._entries[key] = entry
+        return entry
 
     def _evict(self, now: float) -> None:
         live = {k: v for k, v in self._entries.items() if now < v[0]}
         if len(live) >= self._max_entries:
             live.clear()  # all still valid: start over rather than grow without bound
         self._entries = live
+        self.generation = next(_GENERATIONS)
 
     def invalidate(self) -> None:
         with self._lock:
             self._entries = {}
+            self.generation = next(_GENERATIONS)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -320,18 +339,39 @@ def gather_sources(
     addresses; a tuple -> mode "explicit" with exactly those. ``kernel_choice`` is filled for
     every destination in every mode (it ranks pairs by RFC 6724).
     """
+    return gather_sources_until(destinations, local_addresses, now=now)[0]
+
+
+def gather_sources_until(
+    destinations: Sequence[Endpoint],
+    local_addresses: Literal["auto"] | tuple[LocalAddress, ...] | None,
+    *,
+    now: float | None = None,
+) -> tuple[SourceView, float]:
+    """`gather_sources` and the time (``time.monotonic()`` scale) until which it would give the
+    same view, as long as `sources_generation()` stays the same."""
     if now is None:
         now = time.monotonic()
-    get = _kernel_cache.get
+    get = _kernel_cache.get_entry
+    until = math.inf
     kernel_choice: dict[IPAddress, IPAddress | None] = {}
     for destination in destinations:
         if destination.ip not in kernel_choice:
-            kernel_choice[destination.ip] = get(destination, now)
+            expiry, kernel_choice[destination.ip] = get(destination, now)
+            if expiry < until:
+                until = expiry
     if local_addresses is None:
-        return SourceView("kernel", (), kernel_choice)
+        return SourceView("kernel", (), kernel_choice), until
     if local_addresses == "auto":
-        return SourceView("auto", _local_cache.get(now), kernel_choice)
-    return SourceView("explicit", tuple(local_addresses), kernel_choice)
+        expiry, local = _local_cache.get_entry(now)
+        return SourceView("auto", local, kernel_choice), min(until, expiry)
+    return SourceView("explicit", tuple(local_addresses), kernel_choice), until
+
+
+def sources_generation() -> tuple[int, int]:
+    """Changes whenever cached sources are dropped before their expiry (`invalidate`), or a
+    cache is replaced (generations are unique across caches)."""
+    return (_kernel_cache.generation, _local_cache.generation)
 
 
 def invalidate() -> None:

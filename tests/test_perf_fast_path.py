@@ -1,0 +1,86 @@
+"""The single-pair fast path (no deadline, no observer) keeps every guarantee of a race."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+
+import pytest
+
+import aioconnlist
+from aioconnlist import ConnectError, PairHistory
+from aioconnlist.addresses import parse_address
+from aioconnlist.pairs import Pair
+from tests.support import BlackHole, Listener, fd_count, refused_address, task_count
+
+pytestmark = pytest.mark.both_loops
+
+
+async def test_success_records_the_rtt(listener: Listener) -> None:
+    history = PairHistory()
+    before = fd_count()
+    sock = await aioconnlist.connect_by_list(
+        [listener.address], local_addresses=None, history=history
+    )
+    try:
+        assert sock.getpeername() == listener.address
+        assert not sock.getblocking()
+    finally:
+        sock.close()
+    [stats] = history.snapshot(asyncio.get_running_loop().time())
+    assert stats.samples == 1 and stats.srtt is not None and 0 <= stats.srtt < 1.0
+    assert stats.key[1:] == listener.address
+    assert fd_count() == before
+
+
+async def test_refusal_is_the_race_error_and_is_remembered() -> None:
+    address = refused_address()
+    history = PairHistory()
+    before = fd_count()
+    with pytest.raises(ConnectError) as info:
+        await aioconnlist.connect_by_list([address], local_addresses=None, history=history)
+    error = info.value
+    assert error.errno == errno.ECONNREFUSED
+    [attempt] = error.attempts
+    assert attempt.outcome == "failed" and attempt.index == 0
+    assert attempt.ended is not None and attempt.ended >= attempt.started >= 0
+    assert isinstance(attempt.error, ConnectionRefusedError)
+    assert list(error.__cause__.exceptions) == [attempt.error]  # type: ignore[union-attr]
+    assert f"{address[0]}:{address[1]}" in str(error)
+    [stats] = history.snapshot(asyncio.get_running_loop().time())
+    assert stats.failure_kind == "refused" and stats.failures == 1
+    assert fd_count() == before
+
+
+async def test_cancel_closes_the_socket_and_the_writer(black_hole: BlackHole) -> None:
+    loop = asyncio.get_running_loop()
+    before, tasks = fd_count(), task_count()
+    task = asyncio.ensure_future(
+        aioconnlist.connect_by_list([black_hole.address], local_addresses=None, history=None)
+    )
+    for _ in range(100):  # until the attempt's socket exists (bounded)
+        await asyncio.sleep(0)
+        if fd_count() > before:
+            break
+    assert fd_count() == before + 1, "the attempt should be in flight"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert fd_count() == before and task_count() == tasks
+    selector = getattr(loop, "_selector", None)
+    if selector is not None:  # the default loop: its (reader, writer) handles per fd
+        assert all(key.data[1] is None for key in selector.get_map().values())
+
+
+async def test_same_pair_objects_are_reused_across_calls(listener: Listener) -> None:
+    """The plan cache hands out the same Pair; history keys made once stay right."""
+    history = PairHistory()
+    for _ in range(3):
+        sock = await aioconnlist.connect_by_list(
+            [listener.address], local_addresses=None, history=history
+        )
+        sock.close()
+    [stats] = history.snapshot(asyncio.get_running_loop().time())
+    assert stats.samples == 3
+    pair = Pair(None, parse_address(listener.address), parse_address(listener.address).ip)
+    assert history.stats(pair, asyncio.get_running_loop().time()) == stats
