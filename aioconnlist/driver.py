@@ -212,25 +212,9 @@ async def race(
     if not pairs and more_destinations is None:
         shown = ", ".join(str(d) for d in known[:8]) + (", ..." if len(known) > 8 else "")
         raise InvalidArgument(f"no usable (source, destination) pair for {shown}")
-    if (
-        len(pairs) == 1
-        and more_destinations is None
-        and options.timeout is None
-        and options.on_event is None
-    ):
-        return await _lone_pair(pairs[0], options, factory, loop, start)
-    state = Race(
-        pairs,
-        now=start,
-        attempt_delay=options.attempt_delay,
-        min_attempt_delay=options.min_attempt_delay,
-        history=options.history,
-        timeout=options.timeout,
-        more_pairs_coming=more_destinations is not None,
-        on_event=options.on_event,
-    )
-    if more_destinations is None and len(state.untried) == 1:
-        return await _one_pair(state, factory)
+    if len(pairs) == 1 and more_destinations is None:
+        return await _one_pair(pairs[0], options, factory, loop, start)
+    state = _new_race(pairs, options, start, more=more_destinations is not None)
     running: dict[asyncio.Future[Any], tuple[Attempt, socket.socket]] = {}
     feed: asyncio.Future[Any] | None = None
     if more_destinations is not None:
@@ -294,95 +278,79 @@ async def race(
     raise state.error()
 
 
-async def _lone_pair(
+def _new_race(pairs: Sequence[Pair], options: Options, origin: float, more: bool = False) -> Race:
+    return Race(
+        pairs,
+        now=origin,
+        attempt_delay=options.attempt_delay,
+        min_attempt_delay=options.min_attempt_delay,
+        history=options.history,
+        timeout=options.timeout,
+        more_pairs_coming=more,
+        on_event=options.on_event,
+    )
+
+
+async def _one_pair(
     pair: Pair,
     options: Options,
     factory: SocketFactory,
     loop: asyncio.AbstractEventLoop,
     origin: float,
 ) -> tuple[socket.socket, Pair]:
-    """The race of a single pair with no deadline and no observer: the most common call.
+    """The race of a single pair: nothing to stagger, so no task; the deadline still holds.
 
-    What a `Race` would do, without building one on success: connect, record the RTT. A
-    failure is replayed through a `Race` (same history record, same error).
+    The most common call has no deadline and no observer: then a `Race` is built only if the
+    attempt fails (it files the failure in history and makes the error, as for any race), and
+    a success just records its RTT.
     """
+    state = None
+    if options.timeout is not None or options.on_event is not None:
+        state = _new_race([pair], options, origin)
     started = loop.time()
+    attempt = None if state is None else state.start_due(started)
+    deadline = None if options.timeout is None else timeout_at(origin + options.timeout)
     try:
         sock = _open(factory, pair)
     except OSError as e:
-        state = _lone_failure(pair, options, origin, started, e, loop.time())
+        state = state or _new_race([pair], options, origin)
+        state.failed(attempt or _start(state, started), e, loop.time())
     else:
-        try:
-            await _sock_connect(loop, sock, pair.destination.sockaddr(sock.family))
-        except OSError as e:
-            sock.close()
-            state = _lone_failure(pair, options, origin, started, e, loop.time())
-            invalidate()  # the network may have changed: re-learn sources next time
-        except BaseException:
-            sock.close()
-            raise
-        else:
-            if options.history is not None:
-                now = loop.time()
-                options.history.record_success(pair, now - started, now)
-            return sock, pair
-    # raised outside the except blocks, and never held in a local: no frame -> error ->
-    # traceback -> frame cycle
-    raise state.error()
-
-
-def _lone_failure(
-    pair: Pair, options: Options, origin: float, started: float, error: OSError, now: float
-) -> Race:
-    state = Race(
-        [pair],
-        now=origin,
-        attempt_delay=options.attempt_delay,
-        min_attempt_delay=options.min_attempt_delay,
-        history=options.history,
-    )
-    attempt = state.start_due(started)
-    assert attempt is not None
-    state.failed(attempt, error, now)
-    return state
-
-
-async def _one_pair(state: Race, factory: SocketFactory) -> tuple[socket.socket, Pair]:
-    """The race of a single pair: no stagger, so no task; the deadline still holds."""
-    loop = asyncio.get_running_loop()
-    attempt = state.start_due(loop.time())
-    if attempt is None:  # the deadline passed before the start
-        state.time_out(loop.time())
-        raise state.error()
-    try:
-        sock = _open(factory, attempt.pair)
-    except OSError as e:
-        state.failed(attempt, e, loop.time())
-    else:
-        address = attempt.pair.destination.sockaddr(sock.family)
-        deadline = None if state.deadline is None else timeout_at(state.deadline)
+        address = pair.destination.sockaddr(sock.family)
         try:
             if deadline is None:
-                await loop.sock_connect(sock, address)
+                await _sock_connect(loop, sock, address)
             else:
                 async with deadline:
-                    await loop.sock_connect(sock, address)
+                    await _sock_connect(loop, sock, address)
         except OSError as e:  # (the deadline's TimeoutError too)
             sock.close()
+            state = state or _new_race([pair], options, origin)
             if deadline is not None and expired(deadline):
                 state.time_out(loop.time())
             else:
-                state.failed(attempt, e, loop.time())
-                invalidate()
+                state.failed(attempt or _start(state, started), e, loop.time())
+                invalidate()  # the network may have changed: re-learn sources next time
         except BaseException:
             sock.close()
-            state.cancel(loop.time())
+            if state is not None:
+                state.cancel(loop.time())
             raise
         else:
-            state.connected(attempt, loop.time())
-            return sock, attempt.pair
+            now = loop.time()
+            if attempt is not None and state is not None:
+                state.connected(attempt, now)
+            elif options.history is not None:
+                options.history.record_success(pair, now - started, now)
+            return sock, pair
     # raised outside the except blocks: no frame -> error -> traceback -> frame cycle
     raise state.error()
+
+
+def _start(state: Race, now: float) -> Attempt:
+    attempt = state.start_due(now)
+    assert attempt is not None
+    return attempt
 
 
 async def _next_batch(
