@@ -16,4 +16,5 @@ else:  # pragma: no cover - exercised on 3.10 only
     def expired(cm: Timeout) -> bool:
         return cm.expired
 
+
 __all__ = ["Timeout", "expired", "timeout_at"]

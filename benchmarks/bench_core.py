@@ -71,7 +71,7 @@ async def measure(
     rounds: int,
 ) -> dict[str, float]:
     samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for name, connect in contenders.items():  # warm-up: caches, imports
+    for connect in contenders.values():  # warm-up: caches, imports
         await runner(connect, max(1, n // 10))
     for _ in range(rounds):
         for name, connect in contenders.items():
