@@ -1,0 +1,83 @@
+"""The benchmark's networks: the test lab (`tests.netlab`) with names for the peers to resolve.
+
+Every library gets the same host name, written into the client namespace's /etc/hosts
+(``ip netns exec`` bind-mounts ``/etc/netns/<ns>/hosts``), so name-based peers (asyncio,
+trio, socket) and list-based ones (aioconnlist, aiohappyeyeballs, fed by ``getaddrinfo`` of
+that name inside the timed region) see the same AAAA + A answers in the same order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.netlab import netlab_problem  # noqa: E402
+from tests.netlab.lab import C1_V4, NetLab, delay_port, service_ip  # noqa: E402
+
+RTT = 0.02  # the working path's SYN delay in the lab scenarios
+LOOPBACK_PORT = 9555  # the worker's own listener on ::1 and 127.0.0.1 (client namespace)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    host: str
+    port: int
+    addresses: tuple[str, ...]  # what the name resolves to, in /etc/hosts order
+    oracle_target: tuple[str, int]  # the working path: a plain connect here is the oracle
+    oracle_source: str | None = None
+    loopback: bool = False  # the worker listens itself (loopback is per namespace)
+
+
+SCENARIOS = (
+    Scenario(
+        "healthy",
+        "healthy loopback (::1, 127.0.0.1)",
+        "loopback.lab",
+        LOOPBACK_PORT,
+        ("::1", "127.0.0.1"),
+        ("::1", LOOPBACK_PORT),
+        loopback=True,
+    ),
+    Scenario(
+        "broken6",
+        f"broken IPv6 (AAAA black-holed, A {RTT * 1000:.0f} ms)",
+        "broken6.lab",
+        delay_port(RTT),
+        (service_ip("drop", 6), service_ip("ok", 4)),
+        (service_ip("ok", 4), delay_port(RTT)),
+    ),
+    Scenario(
+        "multihomed",
+        f"multi-homed (kernel's source black-holed, 2nd interface {RTT * 1000:.0f} ms)",
+        "multihomed.lab",
+        delay_port(RTT),
+        (service_ip("kernel-source-broken", 4),),
+        (service_ip("kernel-source-broken", 4), delay_port(RTT)),
+        oracle_source=C1_V4,
+    ),
+)
+
+
+@contextlib.contextmanager
+def bench_lab() -> Iterator[NetLab]:
+    problem = netlab_problem()
+    if problem is not None:
+        raise SystemExit(f"bench_peers: {problem}")
+    hosts = {s.host: list(s.addresses) for s in SCENARIOS}
+    with NetLab.build("bench", hosts=hosts) as lab:
+        for s in SCENARIOS:
+            if not s.loopback:
+                for ip in s.addresses:
+                    role = "kernel-source-broken" if s.key == "multihomed" else "ok"
+                    if ip == service_ip(role, 6 if ":" in ip else 4):
+                        lab.endpoint(role, family=6 if ":" in ip else 4, port=s.port)
+        yield lab
