@@ -27,7 +27,9 @@ Order of the plan (SPEC §2.1-2.2):
    never jumps ahead of a healthy one. With ``sort=False`` the caller's order is interleaved
    as one list and history is not consulted.
 4. Modes "auto"/"kernel": every destination's kernel-choice pair, then (auto) the alternate
-   sources of every destination in the same destination order. Alternates of one destination
+   sources of every destination in the same destination order — except that (``sort=True``)
+   a kernel-choice pair with failure evidence goes after the alternates without any (SPEC
+   §2.7: what just black-holed is tried after the others). Alternates of one destination
    are ordered (``sort=True``) by: no failure evidence first, non-deprecated, path not demoted,
    history rank, same
    scope as the destination, same label, longest common prefix, machine order. Mode
@@ -223,7 +225,31 @@ def plan_pairs(
             kernel_pairs = _interleave_pairs(kernel_pairs, interleave)
     if sources.mode == "kernel" or not sources.local:
         return kernel_pairs
-    return kernel_pairs + _alternates(kernel_pairs, sources.local, history, now, sort)
+    alternates = _alternates(kernel_pairs, sources.local, history, now, sort)
+    if not sort or history is None or len(history) == 0 or not alternates:
+        return kernel_pairs + alternates
+    return _failed_last(kernel_pairs, alternates, history, now)
+
+
+def _failed_last(
+    kernel_pairs: list[Pair], alternates: list[Pair], history: PairHistory, now: float
+) -> list[Pair]:
+    """Kernel-choice pairs with failure evidence go after the alternates without any.
+
+    SPEC §2.7: a pair that just black-holed is tried after the others next time. On a
+    multi-homed host whose kernel-chosen source is broken, this is what makes the second
+    connection go through the working interface at once instead of after the attempt delay.
+    """
+    kernel_failed = [rank > 0 for rank in history.ranks(kernel_pairs, now)]
+    if not any(kernel_failed):
+        return kernel_pairs + alternates
+    alternate_failed = [rank > 0 for rank in history.ranks(alternates, now)]
+    return (
+        [p for p, bad in zip(kernel_pairs, kernel_failed, strict=True) if not bad]
+        + [p for p, bad in zip(alternates, alternate_failed, strict=True) if not bad]
+        + [p for p, bad in zip(kernel_pairs, kernel_failed, strict=True) if bad]
+        + [p for p, bad in zip(alternates, alternate_failed, strict=True) if bad]
+    )
 
 
 def _alternates(

@@ -460,14 +460,20 @@ def test_plan_properties(case: tuple[list[Endpoint], SourceView, PairHistory, in
     # deterministic
     assert plan_pairs(dests, view, history=h, now=1.0, interleave=k, sort=sort) == pairs
     if view.mode != "explicit":
-        kinds = [p.source is None for p in pairs]
-        assert kinds == sorted(kinds, reverse=True)  # kernel pairs first
+        # kernel pairs first; but (sort=True) a kernel pair with failure evidence goes after
+        # the alternates without any: healthy kernel, healthy alternates, failed kernel, failed
+        failed = {p: sort and h.rank(p, 1.0) > 0 for p in pairs}
+        has_alternates = any(p.source is not None for p in pairs)
+        kernel_failed = has_alternates and any(failed[p] for p in pairs if p.source is None)
+        phases = [(2 * failed[p] if kernel_failed else 0) + (p.source is not None) for p in pairs]
+        assert phases == sorted(phases)
         kernel = [p for p in pairs if p.source is None]
         alternates = [p for p in pairs if p.source is not None]
         order = {p.destination: i for i, p in enumerate(kernel)}
-        assert [order[p.destination] for p in alternates] == sorted(
-            order[p.destination] for p in alternates
-        )
+        if not kernel_failed:
+            assert [order[p.destination] for p in alternates] == sorted(
+                order[p.destination] for p in alternates
+            )
         if not sort:  # the caller's order, interleaved
             usable = [d for d in dict.fromkeys(dests) if destination_usable(d)]
             assert [p.destination for p in kernel] == _interleave(
@@ -530,3 +536,19 @@ def test_ten_thousand_pairs_fast() -> None:
     per_call = (time.perf_counter() - start) / 1000
     print(f"1 destination: {per_call * 1e6:.1f} us per plan")
     assert per_call < 200e-6  # generous: a few µs expected
+
+
+def test_kernel_pair_with_failure_evidence_goes_after_healthy_alternates() -> None:
+    """Multi-homed: the kernel's source black-holed towards D last time, another works."""
+    dest = parse_address("198.51.100.7:443")
+    kernel_source = ipaddress.IPv4Address("192.0.2.10")
+    other = LocalAddress(ipaddress.IPv4Address("203.0.113.5"), interface="wlan0")
+    view = SourceView("auto", (LocalAddress(kernel_source), other), {dest.ip: kernel_source})
+    history = PairHistory()
+    fresh = plan_pairs([dest], view, history=history, now=10.0)
+    assert [p.source for p in fresh] == [None, other]  # no evidence: the kernel's choice first
+    history.record_failure(fresh[0], "soft", 10.0)
+    later = plan_pairs([dest], view, history=history, now=11.0)
+    assert [p.source for p in later] == [other, None]
+    expired = plan_pairs([dest], view, history=history, now=10.0 + history.failure_ttl + 1)
+    assert [p.source for p in expired] == [None, other]  # evidence expired: retried first
