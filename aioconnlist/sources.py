@@ -22,6 +22,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import psutil  # at import, not on the first connect's critical path (~10 ms)
+
 from .addresses import Endpoint, IPAddress
 from .errors import RESOURCE_ERRNOS
 from .pairs import LocalAddress, SourceView
@@ -188,8 +190,6 @@ def _read_if_inet6() -> str:
 
 def enumerate_local_addresses() -> tuple[LocalAddress, ...]:
     """The machine's usable local addresses, read now (no cache)."""
-    import psutil  # imported here: only "auto" mode needs it
-
     stats = psutil.net_if_stats()
     up = {name for name, st in stats.items() if st.isup}
     addrs = {
