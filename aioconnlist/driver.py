@@ -67,7 +67,7 @@ _PLAN_CACHE: dict[_PlanKey, _CachedPlan] = {}
 _PLAN_CACHE_SIZE = 128
 
 
-def _plan(destinations: Sequence[Endpoint], options: Options, now: float) -> list[Pair]:
+def plan_race(destinations: Sequence[Endpoint], options: Options, now: float) -> list[Pair]:
     """The ranked pairs for ``destinations`` (``now``: the history's time), cached."""
     history = options.history
     key: _PlanKey = (
@@ -122,7 +122,8 @@ def _history_unchanged(version: tuple[int, int] | None, history: PairHistory | N
     return version[0] == current[0] and (version[1] == -1 or version[1] == current[1])
 
 
-def _open(factory: SocketFactory, pair: Pair) -> socket.socket:
+def open_attempt_socket(factory: SocketFactory, pair: Pair) -> socket.socket:
+    """A non-blocking socket for ``pair`` from ``factory``, bound to its explicit source."""
     sock = factory(pair)
     try:
         sock.setblocking(False)
@@ -208,7 +209,7 @@ async def race(
     factory = socket_factory or default_socket_factory
     start = loop.time()
     known = list(destinations)
-    pairs = _plan(known, options, start) if known else []
+    pairs = plan_race(known, options, start) if known else []
     if not pairs and more_destinations is None:
         shown = ", ".join(str(d) for d in known[:8]) + (", ..." if len(known) > 8 else "")
         raise InvalidArgument(f"no usable (source, destination) pair for {shown}")
@@ -228,7 +229,7 @@ async def race(
                 break
             while (attempt := state.start_due(now)) is not None:
                 try:
-                    sock = _open(factory, attempt.pair)
+                    sock = open_attempt_socket(factory, attempt.pair)
                 except OSError as e:
                     state.failed(attempt, e, loop.time())
                     continue
@@ -256,7 +257,7 @@ async def race(
                         assert more_destinations is not None
                         feed = asyncio.ensure_future(_next_batch(more_destinations))
                         known.extend(d for d in batch if d not in known)
-                        state.add_pairs(_plan(known, options, now), now)
+                        state.add_pairs(plan_race(known, options, now), now)
                     continue
                 attempt, sock = running.pop(fut)
                 error = fut.exception()
@@ -311,7 +312,7 @@ async def _one_pair(
     attempt = None if state is None else state.start_due(started)
     deadline = None if options.timeout is None else timeout_at(origin + options.timeout)
     try:
-        sock = _open(factory, pair)
+        sock = open_attempt_socket(factory, pair)
     except OSError as e:
         state = state or _new_race([pair], options, origin)
         state.failed(attempt or _start(state, started), e, loop.time())

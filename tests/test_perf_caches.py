@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from aioconnlist import InvalidArgument, PairHistory
 from aioconnlist.addresses import Endpoint, parse_address, parse_addresses
-from aioconnlist.driver import _plan
+from aioconnlist.driver import plan_race
 from aioconnlist.options import make_options, options_from
 from aioconnlist.pairs import LocalAddress
 from aioconnlist.planner import plan_pairs
@@ -92,9 +92,9 @@ def test_cached_plan_equals_fresh_plan(
             sort=sort,
         )
         if op[0] == "plan":
-            cached = _plan(given_dests, options, now)
+            cached = plan_race(given_dests, options, now)
             assert cached == reference
-            assert _plan(given_dests, options, now) == reference  # the hit, too
+            assert plan_race(given_dests, options, now) == reference  # the hit, too
             now += op[1]
         elif op[0] in ("success", "failure") and history is not None and reference:
             pair = reference[op[1] % len(reference)]
@@ -113,19 +113,19 @@ def test_plan_is_reused_until_something_changes_the_order() -> None:
     history = PairHistory()
     options = make_options(local_addresses=None, history=history)
     dests = parse_addresses(["192.0.2.7:80", "192.0.2.9:80", "192.0.2.8:80"])
-    first = _plan(dests, options, 10.0)
-    assert _plan(dests, options, 10.5) is first, "unchanged inputs: the cached plan"
+    first = plan_race(dests, options, 10.0)
+    assert plan_race(dests, options, 10.5) is first, "unchanged inputs: the cached plan"
     # a new RTT sample that keeps the pair's rank, and a fresh success, then a failure
     history.record_success(first[1], 0.010, 11.0)
-    second = _plan(dests, options, 11.0)
+    second = plan_race(dests, options, 11.0)
     assert second[0] == first[1], "a success moves its destination first"
     history.record_success(second[0], 0.010, 11.5)
-    assert _plan(dests, options, 12.0) is second, "same rank bucket: still the cached plan"
+    assert plan_race(dests, options, 12.0) is second, "same rank bucket: still the cached plan"
     history.record_failure(second[0], "refused", 12.0)
-    third = _plan(dests, options, 12.0)
+    third = plan_race(dests, options, 12.0)
     assert third[-1] == second[0], "a failure moves its destination last"
     # the failure expires after failure_ttl (600 s): the order changes back by itself
-    later = _plan(dests, options, 12.0 + 601.0)
+    later = plan_race(dests, options, 12.0 + 601.0)
     assert later[-1] != second[0]
 
 
@@ -133,16 +133,19 @@ def test_plan_follows_rtt_moves_between_two_successful_pairs() -> None:
     history = PairHistory()
     options = make_options(local_addresses=None, history=history)
     dests = parse_addresses(["192.0.2.7:80", "192.0.2.8:80"])
-    a, b = _plan(dests, options, 10.0)
+    a, b = plan_race(dests, options, 10.0)
     history.record_success(a, 0.001, 10.0)
     history.record_success(b, 0.002, 10.0)
-    assert [p.destination for p in _plan(dests, options, 10.0)] == [a.destination, b.destination]
+    assert [p.destination for p in plan_race(dests, options, 10.0)] == [
+        a.destination,
+        b.destination,
+    ]
     for _ in range(40):  # b's smoothed RTT falls towards 0, below a's
         history.record_success(b, 0.0, 10.0)
-        assert _plan(dests, options, 10.0) == plan_pairs(
+        assert plan_race(dests, options, 10.0) == plan_pairs(
             dests, gather_sources(dests, None), history=history, now=10.0
         )
-    assert _plan(dests, options, 10.0)[0].destination == b.destination
+    assert plan_race(dests, options, 10.0)[0].destination == b.destination
 
 
 @settings(max_examples=300, deadline=None)
