@@ -103,7 +103,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .addresses import Endpoint, parse_addresses
-from .driver import SocketFactory, default_socket_factory, open_attempt_socket, plan_race
+from .driver import (
+    SocketFactory,
+    default_socket_factory,
+    new_race,
+    no_usable_pair,
+    open_attempt_socket,
+    plan_race,
+)
 from .errors import (
     RESOURCE_ERRNOS,
     ConnectError,
@@ -388,17 +395,8 @@ def _race(
     start = clock()
     pairs = plan_race(destinations, options, start)
     if not pairs:
-        shown = ", ".join(str(d) for d in destinations[:8])
-        raise InvalidArgument(f"no usable (source, destination) pair for {shown}")
-    state = Race(
-        pairs,
-        now=start,
-        attempt_delay=options.attempt_delay,
-        min_attempt_delay=options.min_attempt_delay,
-        history=options.history,
-        timeout=options.timeout,
-        on_event=options.on_event,
-    )
+        raise no_usable_pair(destinations)
+    state = new_race(pairs, options, start)
     selector = _Selector()
     running: dict[int, tuple[Attempt, socket.socket]] = {}
     winner: socket.socket | None = None

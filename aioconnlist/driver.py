@@ -122,6 +122,11 @@ def _history_unchanged(version: tuple[int, int] | None, history: PairHistory | N
     return version[0] == current[0] and (version[1] == -1 or version[1] == current[1])
 
 
+def no_usable_pair(destinations: Sequence[Endpoint]) -> InvalidArgument:
+    shown = ", ".join(str(d) for d in destinations[:8]) + (", ..." if len(destinations) > 8 else "")
+    return InvalidArgument(f"no usable (source, destination) pair for {shown}")
+
+
 def open_attempt_socket(factory: SocketFactory, pair: Pair) -> socket.socket:
     """A non-blocking socket for ``pair`` from ``factory``, bound to its explicit source."""
     sock = factory(pair)
@@ -211,11 +216,10 @@ async def race(
     known = list(destinations)
     pairs = plan_race(known, options, start) if known else []
     if not pairs and more_destinations is None:
-        shown = ", ".join(str(d) for d in known[:8]) + (", ..." if len(known) > 8 else "")
-        raise InvalidArgument(f"no usable (source, destination) pair for {shown}")
+        raise no_usable_pair(known)
     if len(pairs) == 1 and more_destinations is None:
         return await _one_pair(pairs[0], options, factory, loop, start)
-    state = _new_race(pairs, options, start, more=more_destinations is not None)
+    state = new_race(pairs, options, start, more=more_destinations is not None)
     running: dict[asyncio.Future[Any], tuple[Attempt, socket.socket]] = {}
     feed: asyncio.Future[Any] | None = None
     if more_destinations is not None:
@@ -279,7 +283,8 @@ async def race(
     raise state.error()
 
 
-def _new_race(pairs: Sequence[Pair], options: Options, origin: float, more: bool = False) -> Race:
+def new_race(pairs: Sequence[Pair], options: Options, origin: float, more: bool = False) -> Race:
+    """The `Race` of ``pairs`` with ``options``, started at ``origin``."""
     return Race(
         pairs,
         now=origin,
@@ -307,14 +312,14 @@ async def _one_pair(
     """
     state = None
     if options.timeout is not None or options.on_event is not None:
-        state = _new_race([pair], options, origin)
+        state = new_race([pair], options, origin)
     started = loop.time()
     attempt = None if state is None else state.start_due(started)
     deadline = None if options.timeout is None else timeout_at(origin + options.timeout)
     try:
         sock = open_attempt_socket(factory, pair)
     except OSError as e:
-        state = state or _new_race([pair], options, origin)
+        state = state or new_race([pair], options, origin)
         state.failed(attempt or _start(state, started), e, loop.time())
     else:
         address = pair.destination.sockaddr(sock.family)
@@ -326,7 +331,7 @@ async def _one_pair(
                     await _sock_connect(loop, sock, address)
         except OSError as e:  # (the deadline's TimeoutError too)
             sock.close()
-            state = state or _new_race([pair], options, origin)
+            state = state or new_race([pair], options, origin)
             if deadline is not None and expired(deadline):
                 state.time_out(loop.time())
             else:

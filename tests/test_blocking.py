@@ -31,20 +31,12 @@ import pytest
 
 from aioconnlist import ConnectError, ConnectTimeout, InvalidArgument, NotASocket, blocking
 from aioconnlist.pairs import LocalAddress
+from tests.support import has_ipv6_loopback
 
 FAST = {"local_addresses": None, "history": None}  # kernel's source, no cross-test memory
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-HAVE_IPV6 = _ipv6_loopback()
+HAVE_IPV6 = has_ipv6_loopback()
 needs_ipv6 = pytest.mark.skipif(not HAVE_IPV6, reason="no ::1 on this machine")
 
 
