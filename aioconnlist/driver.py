@@ -329,14 +329,16 @@ async def _one_pair(
             else:
                 async with deadline:
                     await _sock_connect(loop, sock, address)
-        except OSError as e:  # (the deadline's TimeoutError too)
+        except (OSError, asyncio.TimeoutError) as e:  # the deadline's (not an OSError on 3.10)
             sock.close()
             state = state or new_race([pair], options, origin)
             if deadline is not None and expired(deadline):
                 state.time_out(loop.time())
-            else:
+            elif isinstance(e, OSError):
                 state.failed(attempt or _start(state, started), e, loop.time())
                 invalidate()  # the network may have changed: re-learn sources next time
+            else:  # a TimeoutError of the caller's own (3.10: not an OSError)
+                raise
         except BaseException:
             sock.close()
             if state is not None:

@@ -417,6 +417,7 @@ def test_demo_closes_everything_it_opens() -> None:
 # (Used when nobody cannot read this interpreter, e.g. one installed under /root.)
 DROP_PRIVILEGES_AND_RUN_DEMO = """
 import os, sys
+import argparse, locale  # what argparse loads lazily (3.10), before the drop
 import aioconnlist.api, aioconnlist.cli, aioconnlist.demo
 os.setgroups([]); os.setgid(65534); os.setuid(65534)
 status = open("/proc/self/status").read()

@@ -87,7 +87,7 @@ async def test_no_delay_means_one_address_at_a_time(impl):
     try:
         with black_hole_on("127.0.0.2", port):
             addrs = [info("127.0.0.2", port), info("127.0.0.1", port)]
-            with pytest.raises(TimeoutError):
+            with pytest.raises(asyncio.TimeoutError):  # 3.10: not the builtin one
                 await asyncio.wait_for(impl(addrs, happy_eyeballs_delay=None), 0.3)
             t0 = time.monotonic()
             sock = await impl(addrs, happy_eyeballs_delay=0.05)
