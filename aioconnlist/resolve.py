@@ -19,21 +19,17 @@ import dataclasses
 import ipaddress
 import math
 import socket
-import sys
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from .addresses import Endpoint, parse_address, parse_ip
 from .driver import race
-from .errors import ConnectError, ConnectTimeout, InvalidArgument
+from .errors import ConnectError, ConnectTimeout, ExceptionGroup, InvalidArgument
 from .options import RESOLUTION_DELAY, make_options, split_options
 
 if TYPE_CHECKING:
     import aiodns
-
-if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
-    from exceptiongroup import ExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 T = TypeVar("T")
 
