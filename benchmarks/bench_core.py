@@ -48,6 +48,20 @@ def addrinfos(addresses: list[tuple[str, int]]) -> list[Any]:
     ]
 
 
+def contenders(addresses: list[tuple[str, int]]) -> dict[str, Connect]:
+    """The same connects for each library: aiohappyeyeballs, and aioconnlist two ways."""
+    infos = addrinfos(addresses)
+    return {
+        "aiohappyeyeballs": lambda: aiohappyeyeballs.start_connection(
+            infos, happy_eyeballs_delay=0.25
+        ),
+        "aioconnlist local_addresses=None": lambda: aioconnlist.connect_by_list(
+            addresses, local_addresses=None
+        ),
+        "aioconnlist defaults": lambda: aioconnlist.connect_by_list(addresses),
+    }
+
+
 async def sequential(connect: Connect, n: int) -> float:
     start = time.perf_counter()
     for _ in range(n):
@@ -84,56 +98,16 @@ async def main(quick: bool) -> None:
     try:
         target = ("127.0.0.1", port)
         many = [target] + [(f"127.0.{i // 250 + 1}.{i % 250 + 1}", 9) for i in range(999)]
-        single_ai = addrinfos([target])
-        many_ai = addrinfos(many)
         n, rounds = (200, 3) if quick else (1000, 5)
+        single = contenders([target])
         scenarios: list[tuple[str, Any, dict[str, Connect], int]] = [
-            (
-                "single address",
-                sequential,
-                {
-                    "aiohappyeyeballs": lambda: aiohappyeyeballs.start_connection(
-                        single_ai, happy_eyeballs_delay=0.25
-                    ),
-                    "aioconnlist local_addresses=None": lambda: aioconnlist.connect_by_list(
-                        [target], local_addresses=None
-                    ),
-                    "aioconnlist defaults": lambda: aioconnlist.connect_by_list([target]),
-                },
-                n,
-            ),
-            (
-                "1,000 addresses, first works",
-                sequential,
-                {
-                    "aiohappyeyeballs": lambda: aiohappyeyeballs.start_connection(
-                        many_ai, happy_eyeballs_delay=0.25
-                    ),
-                    "aioconnlist local_addresses=None": lambda: aioconnlist.connect_by_list(
-                        many, local_addresses=None
-                    ),
-                    "aioconnlist defaults": lambda: aioconnlist.connect_by_list(many),
-                },
-                n // 5,
-            ),
-            (
-                "1,000 concurrent connects",
-                concurrent,
-                {
-                    "aiohappyeyeballs": lambda: aiohappyeyeballs.start_connection(
-                        single_ai, happy_eyeballs_delay=0.25
-                    ),
-                    "aioconnlist local_addresses=None": lambda: aioconnlist.connect_by_list(
-                        [target], local_addresses=None
-                    ),
-                    "aioconnlist defaults": lambda: aioconnlist.connect_by_list([target]),
-                },
-                1000,
-            ),
+            ("single address", sequential, single, n),
+            ("1,000 addresses, first works", sequential, contenders(many), n // 5),
+            ("1,000 concurrent connects", concurrent, single, 1000),
         ]
         print(f"{'scenario':32} {'contender':34} {'µs/connect':>11} {'ratio':>7}")
-        for title, runner, contenders, count in scenarios:
-            results = await measure(runner, contenders, count, rounds)
+        for title, runner, racers, count in scenarios:
+            results = await measure(runner, racers, count, rounds)
             base = results["aiohappyeyeballs"]
             for name, value in results.items():
                 print(f"{title:32} {name:34} {value * 1e6:11.1f} {value / base:7.2f}")
