@@ -5,15 +5,17 @@ The endpoints (all on 127.0.0.1, so any OS's loopback works):
 - **black hole**: a listener with ``listen(0)`` whose accept queue is filled first by our own
   connections; the kernel then drops new SYNs, so a connect there is never answered (SPEC §6);
 - **refused**: a port bound but not listening; the kernel answers a SYN with RST at once;
-- **working**: an ordinary listener (the kernel completes the handshake without ``accept()``).
+- **working**: an ordinary listener (the kernel completes the handshake without ``accept()``);
+- **slow**: filled like the black hole, then released (its queue accepted) shortly after a
+  race starts: the dropped SYN is answered only on the kernel's retransmission, about 1 s
+  after the first (Linux's initial SYN retransmission timeout). There is no unprivileged way
+  to delay a handshake on loopback otherwise (no netem, no NFQUEUE without root); this is a
+  real slow handshake, the one a server whose first SYN was lost gives.
 
-There is no unprivileged way to *delay* a handshake on loopback (no netem, no NFQUEUE without
-root), so the "slow" path of a real network is played by the black hole: what matters to the
-race is that the attempt stays unanswered.
-
-The race runs twice with one private `PairHistory`: the first run meets the black hole first
-(the caller's order: all destinations rank equal under RFC 6724), the second starts with what
-the first taught the history.
+Three runs share one private `PairHistory`: the first meets the black hole first (the
+caller's order: all destinations rank equal under RFC 6724); the second starts with what the
+first taught the history; the third races the black hole and the slow server alone, so the
+race has to wait for the slow one.
 """
 
 from __future__ import annotations
@@ -52,11 +54,15 @@ MAX_FILLERS = 16
 #: how long a filler connect may take on loopback before we decide it was dropped
 FILLER_WAIT = 1.0
 
-BLACK_HOLE, REFUSED, WORKING = "black hole", "refused", "working"
+#: when the slow server's queue is released after its race starts (before the 1 s retransmit)
+SLOW_RELEASE = 0.3
+
+BLACK_HOLE, REFUSED, WORKING, SLOW = "black hole", "refused", "working", "slow"
 ROLE_NOTES = {
     BLACK_HOLE: "full accept queue: SYNs dropped, never answered",
     REFUSED: "bound, not listening: the kernel answers RST",
     WORKING: "an ordinary listener",
+    SLOW: "first SYN dropped; answers its retransmission ~1 s later",
 }
 
 
@@ -83,12 +89,14 @@ class LoopbackLab:
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     fillers: int = 0
     _sockets: ExitStack = field(default_factory=ExitStack)
+    _slow_listener: socket.socket | None = None
 
     def __enter__(self) -> LoopbackLab:
         try:
             self.endpoints[BLACK_HOLE] = self._black_hole()
             self.endpoints[REFUSED] = self._refused()
             self.endpoints[WORKING] = self._working()
+            self._slow_listener, self.endpoints[SLOW] = self._full_listener()
         except BaseException:
             self.close()
             raise
@@ -118,19 +126,35 @@ class LoopbackLab:
         sock.bind((HOST, 0))
         return parse_address(sock.getsockname())
 
+    def release_slow(self) -> None:
+        """Accept what fills the slow server's queue: its next (retransmitted) SYN gets in."""
+        listener = self._slow_listener
+        if listener is None:
+            return
+        listener.setblocking(False)
+        for _ in range(MAX_FILLERS + 1):  # bounded: the queue holds at most the fillers
+            try:
+                conn, _ = listener.accept()
+            except BlockingIOError:
+                break
+            self._sockets.enter_context(conn)
+
     def _black_hole(self) -> Endpoint:
+        return self._full_listener()[1]
+
+    def _full_listener(self) -> tuple[socket.socket, Endpoint]:
         listener, endpoint = self._listener(0)
         # Fill the accept queue with our own connections, which stay open until close().
         for _ in range(MAX_FILLERS):
             if _accept_queue_full(listener):
-                return endpoint
+                return listener, endpoint
             filler = self._socket()
             filler.setblocking(False)
             filler.connect_ex(endpoint.sockaddr())
             _, writable, _ = select.select([], [filler], [], FILLER_WAIT)
             if not writable:
                 # Not answered: the queue was already full (the portable way to find out).
-                return endpoint
+                return listener, endpoint
             if filler.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0:
                 raise OSError("could not fill the black hole's accept queue")
             self.fillers += 1
@@ -191,6 +215,8 @@ def explain(attempt: Attempt, role: str, run: Run, first_role: str) -> str:
     winner = run.winner
     following = f"#{attempt.index + 2}" if attempt.index + 1 < len(run.attempts) else "none"
     if label == "won":
+        if role == SLOW:
+            return f"{role}: its first SYN was dropped, the retransmission answered: won in {took}"
         if attempt.index == 0 and role != first_role:
             return f"{role}: tried first, as history knows it works; connected in {took}"
         if len(run.attempts) == 1:
@@ -241,36 +267,54 @@ async def _demo(out: IO[str], *, color: bool, width: int) -> int:
     with LoopbackLab() as lab:
         roles = {endpoint: role for role, endpoint in lab.endpoints.items()}
         destinations = [lab.endpoints[BLACK_HOLE], lab.endpoints[REFUSED], lab.endpoints[WORKING]]
-        out.write("aioconnlist demo: three endpoints on loopback; no network, no root needed.\n")
+        out.write("aioconnlist demo: four endpoints on loopback; no network, no root needed.\n")
         for role, endpoint in lab.endpoints.items():
             out.write(f"  {endpoint!s:<16} {role:<10}  {ROLE_NOTES[role]}\n")
         out.write(
-            f"Two runs race them in this order: attempt_delay={ATTEMPT_DELAY:g} s, "
-            "local_addresses=None\n(the kernel picks the source), one fresh private "
-            "PairHistory shared by both.\n"
+            f"Three runs: attempt_delay={ATTEMPT_DELAY:g} s, local_addresses=None (the kernel "
+            "picks the source),\none fresh private PairHistory shared by all three.\n"
         )
         history = PairHistory()
         first = await race_once(destinations, history)
         second = await race_once(destinations, history)
-    # One time axis for both runs, so the second run's bar shows how much sooner it ended.
+        release = asyncio.get_running_loop().call_later(SLOW_RELEASE, lab.release_slow)
+        try:
+            third = await race_once([lab.endpoints[BLACK_HOLE], lab.endpoints[SLOW]], history)
+        finally:
+            release.cancel()
+    # Runs 1 and 2 share a time axis, so run 2's bar shows how much sooner it ended; run 3,
+    # ten times longer, has its own.
     span = max(race_span(first.attempts), race_span(second.attempts))
+    runs = (
+        ("Run 1: black hole, refused, working; no history yet", first, BLACK_HOLE, span),
+        ("Run 2: the same race, with what run 1 taught the history", second, BLACK_HOLE, span),
+        (
+            "Run 3: the black hole and the slow server; nothing fast works",
+            third,
+            SLOW,
+            race_span(third.attempts),
+        ),
+    )
     bar_width = max(MIN_BAR_WIDTH, min(60, width - 55))  # the rest of a row: 53 columns
-    for title, run in (
-        ("Run 1: no history yet", first),
-        ("Run 2: the same race, with what run 1 taught the history", second),
-    ):
+    for title, run, first_role, run_span in runs:
         _print_run(
             title,
             run,
             roles,
-            first_role=BLACK_HOLE,
-            span=span,
+            first_role=first_role,
+            span=run_span,
             bar_width=bar_width,
             out=out,
             color=color,
         )
     out.write("\n" + summary(first, second, roles) + "\n")
-    return 0 if first.error is None and second.error is None else 1
+    if (
+        third.error is None
+        and third.attempts
+        and third.attempts[0].pair.destination != (lab.endpoints[BLACK_HOLE])
+    ):
+        out.write("In run 3 history tried the black hole last, and only as a backup.\n")
+    return 0 if all(run.error is None for _, run, _, _ in runs) else 1
 
 
 def summary(first: Run, second: Run, roles: dict[Endpoint, str]) -> str:

@@ -379,8 +379,9 @@ def test_interrupt_is_one_line(black_hole: BlackHole) -> None:
 
 
 def check_demo_output(text: str) -> None:
-    run1, run2 = text.split("\nRun 1: ")[1].split("\nRun 2: ")
-    for word in ("black hole", "refused", "working", "local_addresses=None"):
+    run1, rest = text.split("\nRun 1: ")[1].split("\nRun 2: ")
+    run2, run3 = rest.split("\nRun 3: ")
+    for word in ("black hole", "refused", "working", "slow", "local_addresses=None"):
         assert word in text
     assert "(attempt 3 of 3)" in run1
     assert re.search(r"^  1  127\.0\.0\.1:\d+ +\|=+/\|  cancelled ", run1, re.M), run1
@@ -392,7 +393,16 @@ def check_demo_output(text: str) -> None:
     assert "(attempt 1 of 1)" in run2
     assert re.search(r"^  1  127\.0\.0\.1:\d+ +\|\* +\|  won ", run2, re.M), run2
     assert "#1 working: tried first" in run2
-    assert "History tried run 1's winner first" in run2
+    assert "History tried run 1's winner first" in run3
+    # the third run: the slow server first (history demoted the black hole), answered only on
+    # the kernel's SYN retransmission about 1 s later; the black hole started as a backup
+    assert "(attempt 1 of 2)" in run3
+    assert re.search(r"^  1  127\.0\.0\.1:\d+ +\|=+\*\|  won ", run3, re.M), run3
+    assert re.search(r"^  2  127\.0\.0\.1:\d+ +\| +=+/\|  cancelled ", run3, re.M), run3
+    assert "#1 slow: its first SYN was dropped, the retransmission answered" in run3
+    took = float(re.search(r"connected from \S+ in ([\d.]+) ms", run3).group(1))
+    assert 900 < took < 1600, run3  # Linux's initial SYN retransmission timeout is 1 s
+    assert "history tried the black hole last" in run3
 
 
 def test_demo() -> None:
