@@ -94,12 +94,12 @@ import contextlib
 import dataclasses
 import errno
 import os
-import selectors
+import select
 import socket
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .addresses import Endpoint, parse_addresses
@@ -129,12 +129,37 @@ __all__ = ["COPIED_OPTIONS", "connect_by_list", "create_connection"]
 Address = tuple[Any, ...]
 
 _LINUX = sys.platform.startswith("linux")
+
+
 # poll(2) where it exists: no descriptor of its own, no limit on descriptor numbers (select's
 # FD_SETSIZE). Windows has select only, which reports failed connects as exceptional; the
 # stdlib's SelectSelector folds those into "writable" there, so SO_ERROR still tells.
-_Selector: Callable[[], selectors.BaseSelector] = getattr(
-    selectors, "PollSelector", selectors.DefaultSelector
-)
+class _Writable:
+    """Waits until attempt sockets are writable (connected, or failed): poll(2) where it exists
+    (no descriptor and no set-up of its own), select(2) elsewhere (Windows, which reports a
+    failed connect as an exceptional condition)."""
+
+    def __init__(self) -> None:
+        self._fds: set[int] = set()
+        self._poll = select.poll() if hasattr(select, "poll") else None
+
+    def add(self, fd: int) -> None:
+        self._fds.add(fd)
+        if self._poll is not None:
+            self._poll.register(fd, select.POLLOUT)
+
+    def remove(self, fd: int) -> None:
+        self._fds.discard(fd)
+        if self._poll is not None:
+            self._poll.unregister(fd)
+
+    def wait(self, timeout: float | None) -> list[int]:
+        """The ready descriptors; ``timeout`` in seconds (``None``: until one is ready)."""
+        if self._poll is not None:
+            return [fd for fd, _ in self._poll.poll(None if timeout is None else timeout * 1e3)]
+        fds = list(self._fds)
+        _, writable, failed = select.select([], fds, fds, timeout)
+        return list({*writable, *failed})
 
 
 # --------------------------------------------------------------------------- socket options
@@ -384,7 +409,7 @@ def _start(
 def _race(
     destinations: list[Endpoint], options: Options, factory: SocketFactory
 ) -> tuple[socket.socket, Pair]:
-    """`aioconnlist.driver.race`'s race, driven on the calling thread by a selector.
+    """`aioconnlist.driver.race`'s race, driven on the calling thread by poll(2).
 
     The same plan (`plan_race`: sources, RFC 6724 and history ranking), the same sans-I/O
     `Race` (stagger, deadline, history, events, the error of a lost race) and the same attempt
@@ -397,7 +422,7 @@ def _race(
     if not pairs:
         raise no_usable_pair(destinations)
     state = new_race(pairs, options, start)
-    selector = _Selector()
+    waiter = _Writable()
     running: dict[int, tuple[Attempt, socket.socket]] = {}
     winner: socket.socket | None = None
     try:
@@ -410,24 +435,24 @@ def _race(
                 sock = _start(attempt, factory, state, now)
                 if sock is not None:
                     running[sock.fileno()] = (attempt, sock)
-                    selector.register(sock, selectors.EVENT_WRITE)
+                    waiter.add(sock.fileno())
             if state.finished or (not running and state.wake_at() is None):
                 break
             wake = state.wake_at()
-            ready = selector.select(None if wake is None else max(0.0, wake - clock()))
+            ready = waiter.wait(None if wake is None else max(0.0, wake - clock()))
             now = clock()
-            for key, _events in ready:
+            for fd in ready:
                 # (each socket stays in `running` until it is the winner or closed, so an
                 # interruption anywhere in here still finds it in the finally block)
-                attempt, sock = running[key.fd]
-                selector.unregister(sock)
+                attempt, sock = running[fd]
+                waiter.remove(fd)
                 code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if code == 0 and state.connected(attempt, now):
                     winner = sock
-                    del running[key.fd]
+                    del running[fd]
                     continue
                 sock.close()  # failed, or connected in the same tick as the winner
-                del running[key.fd]
+                del running[fd]
                 if code != 0:
                     address = attempt.pair.destination.sockaddr(sock.family)
                     error = OSError(code, f"{os.strerror(code)} connecting to {address}")
@@ -442,7 +467,6 @@ def _race(
     finally:
         for _attempt, sock in running.values():
             sock.close()
-        selector.close()
     if winner is not None and state.winner is not None:
         return winner, state.winner.pair
     invalidate()  # as the driver does: the network may have changed, re-learn sources
