@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the network lab (tests/netlab, benchmarks/bench_peers.py) needs on Debian.
-# Run as root, before `pip install -e '.[test]'` (which builds netfilterqueue from source).
+# Run as root, with the environment to test in active: it builds netfilterqueue from source
+# there (the `netlab` extra).
 #   iproute2                ip netns, veth, policy routes, unreachable/prohibit routes
 #   iptables                DROP / REJECT / NFQUEUE rules (iptables-restore, ip6tables-restore)
 #   libnetfilter-queue-dev  headers + library for the netfilterqueue delay line
