@@ -147,6 +147,16 @@ _OPTIONS_CACHE: dict[tuple[tuple[str, type, object], ...], Options] = {}
 _OPTIONS_CACHE_SIZE = 64
 
 
+def check_option_names(kwargs: dict[str, Any]) -> None:
+    """An unknown option is a TypeError, as for any Python call, that names the known ones."""
+    unknown = kwargs.keys() - OPTION_NAMES
+    if unknown:
+        raise TypeError(
+            f"unknown option(s) {', '.join(map(repr, sorted(unknown)))}; "
+            f"the options are {', '.join(sorted(OPTION_NAMES))}"
+        )
+
+
 def options_from(kwargs: dict[str, Any]) -> Options:
     """`make_options(**kwargs)`, with a cache for the common all-scalar option sets."""
     history_default = _shared_history()
@@ -156,12 +166,14 @@ def options_from(kwargs: dict[str, Any]) -> Options:
         if kind is float:
             value = value.hex()  # -0.0 is not 0.0 here; NaN gets a key but is refused anyway
         elif kind not in _SCALAR_TYPES and value is not DEFAULT and value is not history_default:
+            check_option_names(kwargs)
             return make_options(**kwargs)
         key_items.append((name, kind, value))
     key = tuple(sorted(key_items, key=_item_name)) if len(key_items) > 1 else tuple(key_items)
     cached = _OPTIONS_CACHE.get(key)
     if cached is not None:
         return cached
+    check_option_names(kwargs)
     options = make_options(**kwargs)
     if len(_OPTIONS_CACHE) >= _OPTIONS_CACHE_SIZE:
         _OPTIONS_CACHE.clear()

@@ -267,8 +267,10 @@ async def test_bad_input_is_a_clear_valueerror(
 
 
 async def test_unknown_option_is_a_typeerror() -> None:
-    with pytest.raises(TypeError, match="bogus"):
+    with pytest.raises(TypeError, match=r"unknown option.*'bogus'.*attempt_delay"):
         await aioconnlist.connect_by_list([("127.0.0.1", 80)], bogus=1)
+    with pytest.raises(TypeError, match=r"unknown option.*'bogus'"):  # not cacheable: a list
+        await aioconnlist.connect_by_list([("127.0.0.1", 80)], bogus=[1])
 
 
 async def test_failed_race_leaves_no_reference_cycle() -> None:
