@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .addresses import parse_ip
 from .errors import InvalidArgument
+from .history import DEFAULT_HISTORY, PairHistory
 from .pairs import LocalAddress
 
 if TYPE_CHECKING:
     from .events import RaceEvent
-    from .history import PairHistory
 
 #: RFC 8305 §8 constants (SPEC §5)
 ATTEMPT_DELAY = 0.25
@@ -94,8 +94,6 @@ def make_options(
     on_event: EventCallback | None = None,
 ) -> Options:
     """Validate the options; every problem raises `InvalidArgument` naming it."""
-    from .history import DEFAULT_HISTORY, PairHistory
-
     if timeout is not None:
         timeout = _number("timeout", timeout)
         if timeout < 0:
@@ -159,13 +157,12 @@ def check_option_names(kwargs: dict[str, Any]) -> None:
 
 def options_from(kwargs: dict[str, Any]) -> Options:
     """`make_options(**kwargs)`, with a cache for the common all-scalar option sets."""
-    history_default = _shared_history()
     key_items: list[tuple[str, type, object]] = []
     for name, value in kwargs.items():
         kind = type(value)
         if kind is float:
             value = value.hex()  # -0.0 is not 0.0 here; NaN gets a key but is refused anyway
-        elif kind not in _SCALAR_TYPES and value is not DEFAULT and value is not history_default:
+        elif kind not in _SCALAR_TYPES and value is not DEFAULT and value is not DEFAULT_HISTORY:
             check_option_names(kwargs)
             return make_options(**kwargs)
         key_items.append((name, kind, value))
@@ -179,18 +176,6 @@ def options_from(kwargs: dict[str, Any]) -> Options:
         _OPTIONS_CACHE.clear()
     _OPTIONS_CACHE[key] = options
     return options
-
-
-_SHARED_HISTORY: list[object] = []
-
-
-def _shared_history() -> object:
-    """DEFAULT_HISTORY (imported late: history imports this module's neighbours)."""
-    if not _SHARED_HISTORY:
-        from .history import DEFAULT_HISTORY
-
-        _SHARED_HISTORY.append(DEFAULT_HISTORY)
-    return _SHARED_HISTORY[0]
 
 
 def _item_name(item: tuple[str, type, object]) -> str:
