@@ -87,16 +87,25 @@ async def timed_connect(host: str, port: int, **kw: object) -> tuple[str, float]
         sock.close()
 
 
+async def connect_through_dns(
+    delays: dict[str, float], made: list[AiodnsResolver], host: str, port: int, **kw: object
+) -> tuple[str, float, DelayedDNSServer]:
+    """`timed_connect` to ``host`` resolved by a delaying DNS server: (peer, seconds, server)."""
+    server = await dns(delays)
+    try:
+        peer, elapsed = await timed_connect(host, port, resolver=resolver_for(server, made), **kw)
+    finally:
+        server.close()
+    return peer, elapsed, server
+
+
 # --- RFC 8305 §3 timing, through aiodns (c-ares) talking to the delaying server --------------
 
 
 async def test_aaaa_within_resolution_delay_races_ipv6(dual_port, aiodns_resolver):
-    server = await dns({"AAAA": 0.03})
-    try:
-        resolver = resolver_for(server, aiodns_resolver)
-        peer, elapsed = await timed_connect("dual.test", dual_port, resolver=resolver)
-    finally:
-        server.close()
+    peer, elapsed, server = await connect_through_dns(
+        {"AAAA": 0.03}, aiodns_resolver, "dual.test", dual_port
+    )
     # A answered first; AAAA came 30 ms later, inside the 50 ms Resolution Delay: IPv6 wins
     assert peer == "::1"
     assert 0.03 <= elapsed < 0.25, elapsed
@@ -105,12 +114,9 @@ async def test_aaaa_within_resolution_delay_races_ipv6(dual_port, aiodns_resolve
 
 
 async def test_slow_aaaa_racing_starts_resolution_delay_after_a(dual_port, aiodns_resolver):
-    server = await dns({"AAAA": 0.3})
-    try:
-        resolver = resolver_for(server, aiodns_resolver)
-        peer, elapsed = await timed_connect("dual.test", dual_port, resolver=resolver)
-    finally:
-        server.close()
+    peer, elapsed, server = await connect_through_dns(
+        {"AAAA": 0.3}, aiodns_resolver, "dual.test", dual_port
+    )
     assert peer == "127.0.0.1"
     # racing began 50 ms after A, well before AAAA's 300 ms
     assert 0.05 <= elapsed < 0.2, elapsed
@@ -120,38 +126,25 @@ async def test_slow_aaaa_racing_starts_resolution_delay_after_a(dual_port, aiodn
 
 
 async def test_resolution_delay_is_configurable(dual_port, aiodns_resolver):
-    server = await dns({"AAAA": 0.4})
-    try:
-        resolver = resolver_for(server, aiodns_resolver)
-        peer, elapsed = await timed_connect(
-            "dual.test", dual_port, resolver=resolver, resolution_delay=0.15
-        )
-    finally:
-        server.close()
+    peer, elapsed, _server = await connect_through_dns(
+        {"AAAA": 0.4}, aiodns_resolver, "dual.test", dual_port, resolution_delay=0.15
+    )
     assert peer == "127.0.0.1"
     assert 0.15 <= elapsed < 0.35, elapsed
 
 
 async def test_positive_aaaa_first_does_not_wait_for_a(dual_port, aiodns_resolver):
-    server = await dns({"A": 0.3})
-    try:
-        resolver = resolver_for(server, aiodns_resolver)
-        peer, elapsed = await timed_connect("dual.test", dual_port, resolver=resolver)
-    finally:
-        server.close()
+    peer, elapsed, _server = await connect_through_dns(
+        {"A": 0.3}, aiodns_resolver, "dual.test", dual_port
+    )
     assert peer == "::1"
     assert elapsed < 0.1, elapsed
 
 
 async def test_negative_aaaa_starts_on_a_without_resolution_delay(dual_port, aiodns_resolver):
-    server = await dns({"A": 0.1})
-    try:
-        resolver = resolver_for(server, aiodns_resolver)
-        peer, elapsed = await timed_connect(
-            "v4only.test", dual_port, resolver=resolver, resolution_delay=0.3
-        )
-    finally:
-        server.close()
+    peer, elapsed, _server = await connect_through_dns(
+        {"A": 0.1}, aiodns_resolver, "v4only.test", dual_port, resolution_delay=0.3
+    )
     assert peer == "127.0.0.1"
     # AAAA said "no data" at once; racing starts when A arrives, not resolution_delay after
     assert 0.1 <= elapsed < 0.3, elapsed
