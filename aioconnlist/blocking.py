@@ -7,23 +7,43 @@ connects the caller's own, still unconnected socket to one of ``addresses``;
 race is run") and block until it ends, whatever the socket's blocking mode.
 
 How the caller's socket ends up connected (POSIX)
-    The race connects sockets of its own: attempts run concurrently, and a failed connect
-    changes a socket for good (Linux leaves it bound to its ephemeral port, BSD and macOS
-    unusable), so even the first attempt cannot be made on the caller's socket if that must
-    stay unchanged on error. Each attempt socket mirrors the caller's family,
-    type and protocol, and gets, *before* it is bound or connects, every option of the table
+    The caller's own socket makes the first attempt of the race whose pair it can make as it
+    is: a kernel-choice pair (nothing to bind) of the socket's own family (not v4-mapped). When
+    that attempt wins - the everyday call - the socket simply connected: same object, same
+    descriptor, same file, every option the caller set still set, whatever it is. No other
+    socket was made and no option was read beyond the few below.
+
+    Every other attempt gets a fresh socket that mirrors the caller's family, type and
+    protocol and gets, *before* it is bound or connects, every option of the table
     `COPIED_OPTIONS` whose value on the caller's socket differs from a fresh socket's default
     (only the differences are copied: setting ``SO_RCVBUF`` at all would switch off Linux's
     receive-buffer autotuning, so an option the caller left alone is left alone). Linux reports
     ``SO_RCVBUF``/``SO_SNDBUF`` doubled, so half of the reported value is set, which reads back
-    identical. The winner's descriptor is then ``os.dup2``-ed onto the caller's descriptor
-    number (keeping its inheritable flag), the winner object is closed, and the caller's
+    identical. When such an attempt wins, its descriptor is ``os.dup2``-ed onto the caller's
+    descriptor number (keeping its inheritable flag; the caller's own attempt, failed or still
+    in flight, goes with the file it replaces), the winner object is closed, and the caller's
     timeout/blocking mode is re-applied with ``sock.settimeout``. The caller keeps the same
-    ``socket.socket`` object and the same fd number. An option outside `COPIED_OPTIONS` set on
-    the caller's socket is lost, and so is ``SO_RCVBUF`` set to exactly half its default (the
-    value reads the same, only the autotuning lock is gone). ``TCP_FASTOPEN_CONNECT`` is
-    deliberately not copied: it makes every connect "succeed" before the handshake, which
-    defeats a race. ``SO_RCVBUFFORCE`` values above ``net.core.rmem_max`` come back capped.
+    ``socket.socket`` object and the same fd number. On that path an option outside
+    `COPIED_OPTIONS` set on the caller's socket is lost, and so is ``SO_RCVBUF`` set to exactly
+    half its default (the value reads the same, only the autotuning lock is gone).
+    ``SO_RCVBUFFORCE`` values above ``net.core.rmem_max`` come back capped.
+
+    The options are read from the caller's socket only when a fresh socket is first needed, so
+    possibly after its own attempt began: Linux then reports the route's MSS and IPv6 hop limit,
+    and a route can set the congestion control, so those three (``_READ_BEFORE_CONNECT``) are
+    read before the race; a test checks on the running kernel that every other one reads the
+    same during and after a failed connect.
+
+    When the race does not end connected on the caller's socket although it made an attempt
+    (every pair failed, the deadline, an interruption), the socket is restored: a failed
+    connect cannot be undone in place (Linux keeps the port it took, BSD and macOS leave the
+    socket unusable), so a fresh socket like it (the same options, as above) is ``dup2``-ed onto
+    its descriptor. The only case it cannot be: no descriptor is left for that fresh socket
+    (EMFILE/ENFILE...). Then `OutOfResources` says the socket "could not be restored", an
+    attempt still in flight on it is aborted, and it is left unconnected: close it.
+
+    ``TCP_FASTOPEN_CONNECT`` makes every connect "succeed" before the handshake, which defeats
+    a race: a socket with it set is never lent, and it is not copied.
 
 Families
     An AF_INET socket skips IPv6 destinations; an AF_INET6 socket with ``IPV6_V6ONLY`` off
@@ -44,22 +64,25 @@ How the race is run
     cost ~2.6x for ``create_connection`` and ~3.7x for ``connect_by_list`` (asyncio's
     futures, handles and tasks around one connect cost about as much as the connect); a
     shared background loop thread adds two thread switches per call; uvloop was no faster.
-    This loop: ~1.7x and ~2.9x. It also needs no event loop, thread or descriptor of its own,
-    so it works the same from any thread, from inside a running event loop (which it blocks
-    for the duration, as any blocking call does), from an ``on_event`` callback of another
-    race, and in a forked child; ``on_event`` is called on the calling thread.
+    This loop: ~1.4x for ``create_connection``; ~2.6x for ``connect_by_list`` when every
+    attempt had a socket of its own, ~1.6x now that the caller's socket makes the first one
+    (and a single pair with no deadline or observer runs without a `Race`, as in the driver).
+    It also needs no event loop, thread or descriptor of its own, so it works the same from
+    any thread, from inside a running event loop (which it blocks for the duration, as any
+    blocking call does), from an ``on_event`` callback of another race, and in a forked child;
+    ``on_event`` is called on the calling thread.
 
 Interruption
     A ``KeyboardInterrupt`` (or ``SystemExit``; an ``on_event`` callback's ordinary exceptions
     are logged and ignored by the race) ends the race: every attempt socket is closed, the
-    running attempts are recorded as cancelled (no evidence against their pairs), and the
-    exception propagates.
+    caller's socket restored if it made an attempt, the running attempts are recorded as
+    cancelled (no evidence against their pairs), and the exception propagates.
 
 Errors (SPEC §3): all are `ConnectError` (an ``OSError``). The arguments are checked before
 anything is opened, in this order: ``reserved``, ``sock``, the options, the addresses, their
-families. On every error the caller's socket is left exactly as it was (it is only read, never
-written) and no socket of the race stays open. An unknown option name is a ``TypeError``, as
-for any Python call and as in the async API.
+families. On every error the caller's socket is left as it was (untouched, or restored after
+its own attempt, see above) and no socket of the race stays open. An unknown option name is a
+``TypeError``, as for any Python call and as in the async API.
 
 ============================================  ========================================
 cause                                         raised
@@ -82,10 +105,12 @@ ENOBUFS, ENOMEM)                              original error as ``__cause__``
 Windows and macOS
     macOS (and the BSDs): as on Linux; ``dup2`` works on sockets; ``SO_RCVBUF`` is not doubled
     there, so it is copied as read; the keepalive idle time is ``TCP_KEEPALIVE``;
-    ``IP_BIND_ADDRESS_NO_PORT`` does not exist (the driver's concern). Windows: a SOCKET is
-    not a C-runtime descriptor and cannot be ``dup2``-ed onto, so `connect_by_list` raises
-    ``NotImplementedError`` there (the native ``WSAConnectByList`` in ws2_32 is the tool for
-    that contract); `create_connection` needs no descriptor swap and works everywhere.
+    ``IP_BIND_ADDRESS_NO_PORT`` does not exist (the driver's concern); an unrestorable socket
+    is left failed, not disconnected (see above). None of this is tested here: no such machine.
+    Windows: a SOCKET is not a C-runtime descriptor and cannot be ``dup2``-ed onto, so
+    `connect_by_list` raises ``NotImplementedError`` there (the native ``WSAConnectByList`` in
+    ws2_32 is the tool for that contract); `create_connection` needs no descriptor swap and
+    works everywhere.
 """
 
 from __future__ import annotations
@@ -99,7 +124,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from .addresses import Endpoint, parse_addresses
@@ -203,14 +228,21 @@ _OPTIONS: tuple[tuple[int, int, int], ...] = tuple(
 COPIED_OPTIONS: tuple[str, ...] = tuple(
     name for name, level, _ in _OPTION_TABLE if hasattr(socket, name) and hasattr(socket, level)
 )
+#: Options whose value reads differently once the socket has begun to connect (Linux then
+#: reports the route's MSS and IPv6 hop limit, and a route may set the congestion control): read
+#: before the caller's socket is lent to the race. `test_blocking` checks on the running kernel
+#: that every other option reads back the same during and after a failed attempt.
+_READ_BEFORE_CONNECT = frozenset({"TCP_MAXSEG", "IPV6_UNICAST_HOPS", "TCP_CONGESTION"})
 _DOUBLED_ON_GET = (
     ((socket.SOL_SOCKET, socket.SO_RCVBUF), (socket.SOL_SOCKET, socket.SO_SNDBUF)) if _LINUX else ()
 )
 _SO_ACCEPTCONN: int | None = getattr(socket, "SO_ACCEPTCONN", None)
+_TCP_FASTOPEN_CONNECT: int | None = getattr(socket, "TCP_FASTOPEN_CONNECT", 30 if _LINUX else None)
 _UNSPECIFIED = ("0.0.0.0", "::")
 _BOTH_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 OptionValue = int | bytes
+OptionSetting = tuple[int, int, OptionValue]  # (level, option, value) for setsockopt
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -219,6 +251,7 @@ class _Defaults:
 
     options: tuple[tuple[int, int, int], ...]
     values: tuple[OptionValue, ...]
+    early: tuple[int, ...]  # the indexes of the options of _READ_BEFORE_CONNECT
 
 
 #: (family, type, proto) -> _Defaults, learned once from a fresh socket
@@ -230,26 +263,36 @@ def _read(sock: socket.socket, level: int, option: int, size: int) -> OptionValu
 
 
 def _learn_defaults(family: int, kind: int, proto: int) -> _Defaults:
-    options, values = [], []
+    options: list[tuple[int, int, int]] = []
+    values: list[OptionValue] = []
+    early: list[int] = []
     with socket.socket(family, kind, proto) as fresh:
-        for spec in _OPTIONS:
+        for name, spec in zip(COPIED_OPTIONS, _OPTIONS, strict=True):
             try:
                 values.append(_read(fresh, *spec))
             except OSError:
                 continue  # not for this family/protocol/kernel: nothing to copy
+            if name in _READ_BEFORE_CONNECT:
+                early.append(len(options))
             options.append(spec)
-    found = _defaults[family, kind, proto] = _Defaults(tuple(options), tuple(values))
+    found = _defaults[family, kind, proto] = _Defaults(tuple(options), tuple(values), tuple(early))
     return found
 
 
 def _options_to_copy(
-    sock: socket.socket, defaults: _Defaults
-) -> tuple[tuple[int, int, OptionValue], ...]:
-    """(level, option, value) to set on an attempt socket so it reads back like ``sock``."""
+    sock: socket.socket, defaults: _Defaults, known: dict[int, OptionValue]
+) -> tuple[OptionSetting, ...]:
+    """What to set on a new socket so it reads back like ``sock`` (``known``: values already
+    read, by index)."""
     to_copy = []
     getsockopt = sock.getsockopt
-    for (level, option, size), default in zip(defaults.options, defaults.values, strict=True):
-        value = getsockopt(level, option, size) if size else getsockopt(level, option)
+    for i, ((level, option, size), default) in enumerate(
+        zip(defaults.options, defaults.values, strict=True)
+    ):
+        if i in known:
+            value = known[i]
+        else:
+            value = getsockopt(level, option, size) if size else getsockopt(level, option)
         if value != default:
             if (level, option) in _DOUBLED_ON_GET:
                 value = int(value) // 2  # Linux doubles what is set (bookkeeping): set half
@@ -257,28 +300,42 @@ def _options_to_copy(
     return tuple(to_copy)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class _CallerSocket:
     """What the attempt sockets must mirror, read (never written) from the caller's socket."""
 
+    sock: socket.socket
     fd: int
     family: int
     kind: int
     proto: int
     v6only: bool
     timeout: float | None
-    inheritable: bool
-    to_copy: tuple[tuple[int, int, OptionValue], ...]  # (level, option, value) for setsockopt
+    lendable: bool  # the race may connect the socket itself (see "The caller's own socket")
+    defaults: _Defaults
+    early: dict[int, OptionValue]  # the options of _READ_BEFORE_CONNECT, by index
+    _to_copy: tuple[OptionSetting, ...] | None = None
+
+    def options(self) -> tuple[OptionSetting, ...]:
+        """The caller's options that differ from a fresh socket's, read when first needed (no
+        socket but the caller's own may be needed at all)."""
+        if self._to_copy is None:
+            self._to_copy = _options_to_copy(self.sock, self.defaults, self.early)
+        return self._to_copy
+
+    def fresh(self) -> socket.socket:
+        """A new socket like the caller's was: same family, type, protocol and options."""
+        new = socket.socket(self.family, self.kind, self.proto)
+        try:
+            for level, option, value in self.options():
+                new.setsockopt(level, option, value)
+        except BaseException:
+            new.close()
+            raise
+        return new
 
     def make_attempt_socket(self, _pair: Pair) -> socket.socket:
-        attempt = socket.socket(self.family, self.kind, self.proto)
-        try:
-            for level, option, value in self.to_copy:
-                attempt.setsockopt(level, option, value)
-        except BaseException:
-            attempt.close()
-            raise
-        return attempt
+        return self.fresh()
 
 
 def _inspect(sock: object) -> _CallerSocket:
@@ -318,15 +375,28 @@ def _inspect(sock: object) -> _CallerSocket:
     )
     defaults = _defaults.get((family, kind, proto)) or _learn_defaults(family, kind, proto)
     return _CallerSocket(
+        sock,
         fd,
         family,
         kind,
         proto,
         v6only,
         sock.gettimeout(),
-        sock.get_inheritable(),
-        _options_to_copy(sock, defaults),
+        not _fast_open_connect(sock),
+        defaults,
+        {i: _read(sock, *defaults.options[i]) for i in defaults.early},
     )
+
+
+def _fast_open_connect(sock: socket.socket) -> bool:
+    """Whether ``TCP_FASTOPEN_CONNECT`` is on: such a socket "connects" before any handshake,
+    so a race on it would be won by whichever pair went first; it is not lent to the race."""
+    if _TCP_FASTOPEN_CONNECT is None:
+        return False
+    try:
+        return bool(sock.getsockopt(socket.IPPROTO_TCP, _TCP_FASTOPEN_CONNECT))
+    except OSError:  # an older kernel, or a protocol without it (MPTCP)
+        return False
 
 
 # --------------------------------------------------------------------------- arguments
@@ -364,12 +434,14 @@ def _restrict_to_family(
     return usable, options
 
 
-def _as_connect_error(exc: OSError) -> ConnectError:
+def _as_connect_error(exc: OSError, what: str = "") -> ConnectError:
     """A bare OSError from outside the race (e.g. no descriptor for a probe socket), as the
-    error family: ENOBUFS for a shortage of memory or descriptors, its own errno otherwise."""
+    error family: ENOBUFS for a shortage of memory or descriptors, its own errno otherwise.
+    ``what``: what it kept from being done."""
+    detail = f"{what}: {exc}" if what else str(exc)
     if exc.errno in RESOURCE_ERRNOS:
-        return OutOfResources(f"out of resources: {exc}")
-    return ConnectError(exc.errno or errno.EIO, str(exc))
+        return OutOfResources(f"out of resources: {detail}")
+    return ConnectError(exc.errno or errno.EIO, detail)
 
 
 # --------------------------------------------------------------------------- the race
@@ -379,48 +451,140 @@ def _waiting(code: int) -> bool:
     return code in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY, errno.EINTR)
 
 
+class _AttemptSockets:
+    """Where the race's attempt sockets come from and where they go back.
+
+    New sockets come from ``factory`` and are closed when their attempt ends without winning.
+    ``own``, the caller's socket (`connect_by_list` only), is lent for the first kernel-choice
+    pair of its own family. It is never closed here: `connect_by_list` restores it if the race
+    does not end connected on it (``own_connecting``: its attempt was still in flight).
+    """
+
+    __slots__ = ("factory", "lent", "own", "own_connecting", "own_family")
+
+    def __init__(
+        self, factory: SocketFactory, own: socket.socket | None = None, own_family: int = -1
+    ) -> None:
+        self.factory = factory
+        self.own = own
+        self.own_family = own_family
+        self.lent = False  # whether an attempt was made on ``own``
+        self.own_connecting = False
+
+    def open(self, pair: Pair) -> socket.socket:
+        own = self.own
+        if (
+            own is not None
+            and not self.lent
+            and pair.source is None
+            and pair.destination.family == self.own_family
+        ):
+            self.lent = True
+            own.setblocking(False)
+            return own
+        return open_attempt_socket(self.factory, pair)
+
+    def family_of(self, sock: socket.socket) -> int:
+        return self.own_family if sock is self.own else sock.family
+
+    def release(self, sock: socket.socket, connecting: bool = False) -> None:
+        """``sock``'s attempt ended without winning (``connecting``: abandoned in flight)."""
+        if sock is not self.own:
+            sock.close()
+        else:
+            self.own_connecting = connecting
+
+
 def _start(
-    attempt: Attempt, factory: SocketFactory, state: Race, now: float
+    attempt: Attempt, sockets: _AttemptSockets, state: Race, now: float
 ) -> socket.socket | None:
     """Open ``attempt``'s socket and start connecting: the socket if it is in flight (or
-    connected already), None if the attempt failed at once (then it is recorded and closed)."""
+    connected already), None if the attempt failed at once (then it is recorded, released)."""
     try:
-        sock = open_attempt_socket(factory, attempt.pair)
+        sock = sockets.open(attempt.pair)
     except OSError as exc:
         state.failed(attempt, exc, now)
         return None
     try:
-        address = attempt.pair.destination.sockaddr(sock.family)
+        address = attempt.pair.destination.sockaddr(sockets.family_of(sock))
         code = sock.connect_ex(address)
     except BaseException as exc:
-        sock.close()
+        sockets.release(sock, connecting=not isinstance(exc, OSError))
         if not isinstance(exc, OSError):
             raise
         state.failed(attempt, exc, time.monotonic())
         return None
     if code == 0 or _waiting(code):
         return sock
-    sock.close()
-    error = OSError(code, f"{os.strerror(code)} connecting to {address}")
-    state.failed(attempt, error, time.monotonic())
+    sockets.release(sock)
+    state.failed(attempt, _connect_error(code, address), time.monotonic())
     return None
 
 
+def _connect_error(code: int, address: Address) -> OSError:
+    return OSError(code, f"{os.strerror(code)} connecting to {address}")
+
+
+def _one_pair(
+    pair: Pair, options: Options, sockets: _AttemptSockets, origin: float
+) -> socket.socket:
+    """The race of one pair with no deadline and no observer, the everyday call: nothing to
+    stagger or time, so (as in the asyncio driver) a `Race` is built only if the attempt fails,
+    to file the failure in history and make the error; a success just records its RTT."""
+    error: OSError | None = None
+    try:
+        sock = sockets.open(pair)
+    except OSError as exc:
+        error = exc
+    else:
+        address = pair.destination.sockaddr(sockets.family_of(sock))
+        try:
+            code = sock.connect_ex(address)
+            if _waiting(code):
+                waiter = _Writable()
+                waiter.add(sock.fileno())
+                waiter.wait(None)
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except BaseException as exc:
+            sockets.release(sock, connecting=not isinstance(exc, OSError))
+            if not isinstance(exc, OSError):
+                raise
+            error = exc
+        else:
+            if code == 0:
+                if options.history is not None:
+                    now = time.monotonic()
+                    options.history.record_success(pair, now - origin, now)
+                return sock
+            sockets.release(sock)
+            error = _connect_error(code, address)
+    # raised outside the except blocks: no frame -> error -> traceback -> frame cycle
+    state = new_race([pair], options, origin)
+    attempt = state.start_due(origin)
+    assert attempt is not None
+    state.failed(attempt, error, time.monotonic())
+    invalidate()  # as the driver does: the network may have changed, re-learn sources
+    raise state.error()
+
+
 def _race(
-    destinations: list[Endpoint], options: Options, factory: SocketFactory
+    destinations: list[Endpoint], options: Options, sockets: _AttemptSockets
 ) -> tuple[socket.socket, Pair]:
     """`aioconnlist.driver.race`'s race, driven on the calling thread by poll(2).
 
     The same plan (`plan_race`: sources, RFC 6724 and history ranking), the same sans-I/O
     `Race` (stagger, deadline, history, events, the error of a lost race) and the same attempt
     sockets (`open_attempt_socket`: bind, IP_BIND_ADDRESS_NO_PORT); only the waiting is done
-    with poll(2) instead of asyncio. Every socket but the winner's is closed on every exit.
+    with poll(2) instead of asyncio. Every socket but the winner's goes back to ``sockets``
+    on every exit.
     """
     clock = time.monotonic  # the event loop's clock too: history keeps one time scale
     start = clock()
     pairs = plan_race(destinations, options, start)
     if not pairs:
         raise no_usable_pair(destinations)
+    if len(pairs) == 1 and options.timeout is None and options.on_event is None:
+        return _one_pair(pairs[0], options, sockets, start), pairs[0]
     state = new_race(pairs, options, start)
     waiter = _Writable()
     running: dict[int, tuple[Attempt, socket.socket]] = {}
@@ -432,7 +596,7 @@ def _race(
                 state.time_out(now)
                 break
             while (attempt := state.start_due(now)) is not None:
-                sock = _start(attempt, factory, state, now)
+                sock = _start(attempt, sockets, state, now)
                 if sock is not None:
                     running[sock.fileno()] = (attempt, sock)
                     waiter.add(sock.fileno())
@@ -442,7 +606,7 @@ def _race(
             ready = waiter.wait(None if wake is None else max(0.0, wake - clock()))
             now = clock()
             for fd in ready:
-                # (each socket stays in `running` until it is the winner or closed, so an
+                # (each socket stays in `running` until it is the winner or released, so an
                 # interruption anywhere in here still finds it in the finally block)
                 attempt, sock = running[fd]
                 waiter.remove(fd)
@@ -451,22 +615,21 @@ def _race(
                     winner = sock
                     del running[fd]
                     continue
-                sock.close()  # failed, or connected in the same tick as the winner
+                sockets.release(sock)  # failed, or connected in the same tick as the winner
                 del running[fd]
                 if code != 0:
-                    address = attempt.pair.destination.sockaddr(sock.family)
-                    error = OSError(code, f"{os.strerror(code)} connecting to {address}")
-                    state.failed(attempt, error, now)
+                    address = attempt.pair.destination.sockaddr(sockets.family_of(sock))
+                    state.failed(attempt, _connect_error(code, address), now)
             if winner is not None:
                 break
     except BaseException:
         state.cancel(clock())  # interrupted (e.g. KeyboardInterrupt): no evidence on pairs
         if winner is not None:
-            winner.close()
+            sockets.release(winner)
         raise
     finally:
         for _attempt, sock in running.values():
-            sock.close()
+            sockets.release(sock, connecting=True)
     if winner is not None and state.winner is not None:
         return winner, state.winner.pair
     invalidate()  # as the driver does: the network may have changed, re-learn sources
@@ -476,22 +639,49 @@ def _race(
 # --------------------------------------------------------------------------- the facade
 
 
-@contextlib.contextmanager
-def _as_connect_errors() -> Iterator[None]:
-    """Report a bare OSError (e.g. no descriptor for a probe socket) as the error family."""
+def _run_race(
+    destinations: list[Endpoint], options: Options, sockets: _AttemptSockets
+) -> tuple[socket.socket, Pair]:
     try:
-        yield
+        return _race(destinations, options, sockets)
     except ConnectError:
         raise
-    except OSError as exc:
+    except OSError as exc:  # e.g. no descriptor for a probe socket
         raise _as_connect_error(exc) from exc
 
 
-def _run_race(
-    destinations: list[Endpoint], options: Options, factory: SocketFactory
-) -> tuple[socket.socket, Pair]:
-    with _as_connect_errors():
-        return _race(destinations, options, factory)
+def _take_over(sock: socket.socket, caller: _CallerSocket, winner: socket.socket) -> None:
+    """Move ``winner``'s connection onto the caller's descriptor number, then close it."""
+    with winner:
+        try:
+            if sock.fileno() != caller.fd:
+                raise NotASocket("sock was closed while connecting")
+            os.dup2(winner.fileno(), caller.fd, inheritable=os.get_inheritable(caller.fd))
+        except OSError as exc:
+            if isinstance(exc, ConnectError):
+                raise
+            raise NotASocket(f"sock (fd {caller.fd}) could not take the connection: {exc}") from exc
+
+
+def _restore(sock: socket.socket, caller: _CallerSocket, connecting: bool) -> None:
+    """Undo the race's attempt on the caller's own socket: a failed connect cannot be undone in
+    place, so a fresh socket like it was (same options) takes its descriptor number. Without a
+    descriptor for one, an attempt still in flight is aborted (on Linux, ``shutdown`` of a
+    connecting socket disconnects it) and the error says the socket was used."""
+    if sock.fileno() != caller.fd:
+        return  # closed meanwhile (the number may be another file's now): nothing to restore
+    try:
+        fresh = caller.fresh()
+    except OSError as exc:
+        if connecting:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        sock.settimeout(caller.timeout)
+        what = f"sock (fd {caller.fd}) made an attempt and could not be restored (close it)"
+        raise _as_connect_error(exc, what) from exc
+    with fresh:
+        os.dup2(fresh.fileno(), caller.fd, inheritable=os.get_inheritable(caller.fd))
+    sock.settimeout(caller.timeout)
 
 
 def connect_by_list(
@@ -518,30 +708,40 @@ def connect_by_list(
         )
     if reserved is not None:
         raise InvalidArgument(f"reserved must be None, got {reserved!r}")
-    with _as_connect_errors():
+    try:
         caller = _inspect(sock)
+    except ConnectError:
+        raise
+    except OSError as exc:  # e.g. no descriptor to learn the option defaults with
+        raise _as_connect_error(exc) from exc
     race_options = _make_options(timeout, options)
     destinations, race_options = _restrict_to_family(
         parse_addresses(addresses), race_options, caller.family, caller.v6only
     )
-    winner, pair = _run_race(destinations, race_options, caller.make_attempt_socket)
-    with winner:
-        try:
-            local = winner.getsockname()
+    if caller.lendable:
+        sockets = _AttemptSockets(caller.make_attempt_socket, sock, caller.family)
+    else:
+        sockets = _AttemptSockets(caller.make_attempt_socket)
+    try:
+        winner, pair = _run_race(destinations, race_options, sockets)
+        if winner is not sock:
+            _take_over(sock, caller, winner)
+    except BaseException as exc:
+        if sockets.lent:
             try:
-                remote = winner.getpeername()
-            except OSError:  # reset already; it did connect, report whom
-                remote = pair.destination.sockaddr(caller.family)
-            if sock.fileno() != caller.fd:
-                raise NotASocket("sock was closed while connecting")
-            os.dup2(winner.fileno(), caller.fd, inheritable=caller.inheritable)
-        except OSError as exc:
-            if isinstance(exc, ConnectError):
-                raise
-            raise NotASocket(f"sock (fd {caller.fd}) could not take the connection: {exc}") from exc
-    # The descriptor now refers to the winner's (non-blocking) file description: re-apply
-    # the caller's mode, which also sets or clears O_NONBLOCK on it.
+                _restore(sock, caller, sockets.own_connecting)
+            except ConnectError:
+                if isinstance(exc, Exception):  # (an interrupt stays an interrupt)
+                    raise
+        raise
+    # The race made the socket non-blocking, or the descriptor is now the winner's
+    # non-blocking file description: re-apply the caller's mode (it sets or clears O_NONBLOCK).
     sock.settimeout(caller.timeout)
+    local = sock.getsockname()
+    try:
+        remote = sock.getpeername()
+    except OSError:  # reset already; it did connect, report whom
+        remote = pair.destination.sockaddr(caller.family)
     return local, remote
 
 
@@ -555,6 +755,7 @@ def create_connection(
     the winning destination's. Errors as for `connect_by_list`.
     """
     race_options = _make_options(timeout, options)
-    winner, _pair = _run_race(parse_addresses(addresses), race_options, default_socket_factory)
+    sockets = _AttemptSockets(default_socket_factory)
+    winner, _pair = _run_race(parse_addresses(addresses), race_options, sockets)
     winner.settimeout(timeout)
     return winner

@@ -116,19 +116,21 @@ def refused_address(host: str = "127.0.0.1") -> tuple[str, int]:
 @contextlib.contextmanager
 def black_hole_at(host: str = "127.0.0.1") -> Iterator[tuple[str, int]]:
     """A listener whose accept queue is full: further SYNs are dropped."""
-    server = socket.socket()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    server = socket.socket(family)
     server.bind((host, 0))
     server.listen(0)
-    filler = socket.create_connection(server.getsockname(), timeout=2)  # fills the queue
-    probe = socket.socket()
+    address = server.getsockname()[:2]
+    filler = socket.create_connection(address, timeout=2)  # fills the queue
+    probe = socket.socket(family)
     probe.setblocking(False)
-    probe.connect_ex(server.getsockname())
+    probe.connect_ex(address)
     # Check it really is a black hole on this kernel: the probe's SYN is not answered.
     assert probe.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
     assert try_(probe.getpeername) == ("error", errno.ENOTCONN)
     probe.close()
     try:
-        yield server.getsockname()
+        yield address
     finally:
         filler.close()
         server.close()
@@ -390,6 +392,142 @@ def test_mirrors_protocol(listener: Listener) -> None:
         assert sock.getpeername() == listener.address
 
 
+# --------------------------------------------------------------------------- the caller's socket
+# The first kernel-choice pair of the socket's own family is tried on the caller's socket
+# itself; other attempts get fresh sockets, and the caller's socket is restored when the race
+# does not end connected on it. Which socket (file) is behind the fd tells which happened.
+
+
+def socket_file(sock: socket.socket) -> int:
+    """The identity of the socket behind ``sock``'s descriptor (its sockfs inode)."""
+    return os.fstat(sock.fileno()).st_ino
+
+
+def test_the_callers_socket_itself_connects(listener: Listener) -> None:
+    with socket.socket() as sock:
+        # an option the attempts would not copy: kept only if this very socket connected
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+        assert "SO_OOBINLINE" not in blocking.COPIED_OPTIONS
+        before, fds = socket_file(sock), open_fds()
+        local, remote = blocking.connect_by_list(sock, [listener.address], **FAST)
+        assert socket_file(sock) == before
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE) == 1
+        assert open_fds() == fds
+        check_connection(sock, local, remote, listener)
+
+
+def test_another_pair_wins_after_the_callers_socket_failed(listener: Listener) -> None:
+    seen, on_event = _events()
+    with socket.socket() as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        before, fds = socket_file(sock), open_fds()
+        dead = refused_address()
+        local, remote = blocking.connect_by_list(
+            sock, [dead, listener.address], sort=False, on_event=on_event, **FAST
+        )
+        assert remote == listener.address
+        assert socket_file(sock) != before  # the winner's socket took the descriptor
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert open_fds() == fds
+        check_connection(sock, local, remote, listener)
+    assert [(e.kind, e.index) for e in seen] == [
+        ("started", 0),
+        ("failed", 0),
+        ("started", 1),
+        ("won", 1),
+    ]
+
+
+@pytest.mark.parametrize("ending", ["refused", "deadline"])
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6])
+def test_the_callers_socket_is_restored_after_a_lost_race(
+    family: int, ending: str, listener: Listener, listener6: Listener
+) -> None:
+    host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    with contextlib.ExitStack() as stack, socket.socket(family) as sock:
+        if ending == "refused":
+            address, error = refused_address(host), ConnectError
+        else:
+            address, error = stack.enter_context(black_hole_at(host)), ConnectTimeout
+        expected = _set_options(sock)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1000)  # reads differently...
+        expected["TCP_MAXSEG"] = (socket.IPPROTO_TCP, socket.TCP_MAXSEG, 0, 1000)  # ...once used
+        before, fds, file = snapshot(sock), open_fds(), socket_file(sock)
+        with pytest.raises(error):
+            blocking.connect_by_list(sock, [address], timeout=0.1, **FAST)
+        assert snapshot(sock) == before
+        assert socket_file(sock) != file  # the used socket was replaced by a fresh one
+        for name, (level, option, size, value) in expected.items():
+            assert read_option(sock, level, option, size) == value, name
+        assert open_fds() == fds
+        # It is as good as new: it connects like a socket that was never used.
+        sock.connect((listener6 if family == socket.AF_INET6 else listener).address)
+        assert sock.getpeername()[:2] == (
+            host,
+            (listener6 if host == "::1" else listener).address[1],
+        )
+
+
+def test_a_dual_stack_socket_is_not_lent_to_ipv4(listener: Listener) -> None:
+    # (an IPv4 destination takes a v4-mapped connect on an AF_INET6 socket: a fresh one makes it)
+    with socket.socket(socket.AF_INET6) as sock:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        file = socket_file(sock)
+        blocking.connect_by_list(sock, [listener.address], **FAST)
+        assert socket_file(sock) != file
+        assert sock.getpeername()[0] == "::ffff:127.0.0.1"
+
+
+def test_a_fast_open_socket_is_not_lent(listener: Listener) -> None:
+    # TCP_FASTOPEN_CONNECT "connects" before any handshake: it would win every race.
+    option = getattr(socket, "TCP_FASTOPEN_CONNECT", 30)
+    with socket.socket() as sock:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, option, 1)
+        except OSError:
+            pytest.skip("no TCP_FASTOPEN_CONNECT in this kernel")
+        file = socket_file(sock)
+        local, remote = blocking.connect_by_list(sock, [listener.address], **FAST)
+        assert socket_file(sock) != file
+        check_connection(sock, local, remote, listener)
+
+
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6])
+@pytest.mark.parametrize("customised", [False, True])
+def test_options_read_the_same_once_a_socket_connects(
+    family: int, customised: bool, listener: Listener
+) -> None:
+    """What lets the caller's socket be lent before its options are read: on this kernel, every
+    copied option but those read beforehand reads back the same while a connect is in flight
+    and after one failed (so reading them then gives what reading them before would have)."""
+    host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    early = blocking._READ_BEFORE_CONNECT
+    names = [n for n in blocking.COPIED_OPTIONS if n not in early]
+    specs = dict(zip(blocking.COPIED_OPTIONS, blocking._OPTIONS, strict=True))
+
+    def read_all(sock: socket.socket) -> dict[str, Any]:
+        return {n: try_(lambda n=n: read_option(sock, *specs[n])) for n in names + sorted(early)}
+
+    with black_hole_at(host) as hole:
+        for target in (hole, refused_address(host)):
+            with socket.socket(family) as sock:
+                if customised:
+                    _set_options(sock)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1)
+                before = read_all(sock)
+                sock.setblocking(False)
+                sock.connect_ex(target)
+                if target != hole:
+                    select.select([], [sock], [], 2)
+                    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                after = read_all(sock)
+                changed = {n for n in before if before[n] != after[n]}
+                assert changed <= early, changed
+                if target == hole and not customised:
+                    # the check sees a connect's effect: the MSS is the route's once connecting
+                    assert "TCP_MAXSEG" in changed
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -581,13 +719,26 @@ EMFILE_CHILD = textwrap.dedent(
     import errno, json, os, resource, socket, sys
     from aioconnlist import blocking, OutOfResources
 
+    state, case = sys.argv[1:]
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
-    if sys.argv[1] == "warm":  # this thread's loop and the option defaults already exist
+    if state == "warm":  # the option defaults are already learned
         with socket.socket() as s:
             blocking.connect_by_list(s, [listener.getsockname()], local_addresses=None)
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))  # bound, never listening: connects to it are refused
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(0)
+    filler = socket.create_connection(hole.getsockname())  # its queue is full: a black hole
+    addresses = {
+        "one": [listener.getsockname()],
+        "refused first": [dead.getsockname(), listener.getsockname()],
+        "deadline": [hole.getsockname()],
+    }[case]
     sock = socket.socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1)
     fd = sock.fileno()
     fds = len(os.listdir("/proc/self/fd"))
     # No descriptor can be created any more: the limit just above the open ones, holes filled.
@@ -601,8 +752,11 @@ EMFILE_CHILD = textwrap.dedent(
         except OSError as e:
             assert e.errno == errno.EMFILE
             break
+    result = {}
     try:
-        blocking.connect_by_list(sock, [listener.getsockname()], local_addresses=None)
+        blocking.connect_by_list(
+            sock, addresses, local_addresses=None, sort=False, history=None, timeout=0.2
+        )
     except OutOfResources as e:
         causes, todo = [], [e.__cause__]
         while todo:
@@ -615,8 +769,8 @@ EMFILE_CHILD = textwrap.dedent(
         result = {"errno": e.errno, "causes": causes, "message": str(e)}
     except BaseException as e:
         result = {"unexpected": repr(e)}
-    else:
-        result = {"unexpected": "connected"}
+    # (the TCP state, 2 = SYN_SENT: an attempt still in flight)
+    result["tcp_state"] = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
     for f in fillers:
         os.close(f)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -633,23 +787,48 @@ EMFILE_CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("state", ["warm", "cold"])
-def test_out_of_descriptors(state: str) -> None:
+def out_of_descriptors(state: str, case: str) -> dict[str, Any]:
+    """Run EMFILE_CHILD: a call made when no descriptor can be created; what it left."""
     run = subprocess.run(
-        [sys.executable, "-c", EMFILE_CHILD, state],
+        [sys.executable, "-c", EMFILE_CHILD, state, case],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     )
     assert run.returncode == 0, run.stderr
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
     assert "unexpected" not in result, result
+    assert result["fd_leak"] == 0 and result["same_fd"], result
+    return result
+
+
+def test_out_of_descriptors_before_the_race() -> None:
+    # The option defaults are learned from a probe socket on first use: none can be made.
+    result = out_of_descriptors("cold", "one")
     assert result["errno"] == errno.ENOBUFS
     assert errno.EMFILE in result["causes"], result
-    assert result["fd_leak"] == 0
-    assert result["same_fd"] and not result["connected"]
-    assert result["bound"] == ["0.0.0.0", 0]
+    assert not result["connected"] and result["bound"] == ["0.0.0.0", 0]
+
+
+def test_out_of_descriptors_the_callers_socket_still_connects() -> None:
+    # The first kernel-choice pair is tried on the caller's own socket: no descriptor needed.
+    result = out_of_descriptors("warm", "one")
+    assert "errno" not in result, result
+    assert result["connected"]
+
+
+@pytest.mark.parametrize("case", ["refused first", "deadline"])
+def test_out_of_descriptors_after_the_callers_socket_was_used(case: str) -> None:
+    """The caller's socket made the first attempt; then neither another attempt socket nor a
+    fresh socket to restore it with can be made. The error says so; the socket is unconnected
+    and no attempt on it is left in flight."""
+    result = out_of_descriptors("warm", case)
+    assert result["errno"] == errno.ENOBUFS
+    assert errno.EMFILE in result["causes"], result
+    assert "could not be restored" in result["message"]
+    assert not result["connected"]
+    assert result["tcp_state"] != 2  # not SYN_SENT: the black-holed attempt was aborted
 
 
 # --------------------------------------------------------------------------- threads and loops
@@ -751,41 +930,56 @@ async def test_nested_on_event_calls_inside_a_running_loop(listener: Listener) -
     assert len(nested) == 2 and all(isinstance(r, tuple) for r in nested)
 
 
-def _interrupt_soon(target: int) -> None:
-    threading.Thread(target=signal.pthread_kill, args=(target, signal.SIGINT)).start()
+SYN_SENT = 2  # the first byte of TCP_INFO: the connection's state
 
 
-def _interrupted_call(black_hole: tuple[str, int]) -> tuple[Any, Any, int]:
-    """Interrupt (SIGINT) a call while its attempt is in flight: (before, after, fds leaked)."""
-    sent: list[bool] = []
+def _interrupted_call(black_hole: tuple[str, int], observed: bool) -> tuple[Any, Any, int, bool]:
+    """Interrupt (SIGINT) a call while its attempt on the caller's own socket is in flight:
+    (before, after, fds leaked, whether the descriptor is another socket's now). ``observed``:
+    with an ``on_event`` callback (a `Race` runs even for one pair)."""
     main = threading.main_thread().ident
     assert main is not None
+    seen: list[int] = []
 
-    def on_event(event: Any) -> None:
-        if event.kind == "started" and not sent:
-            sent.append(True)
-            threading.Thread(target=signal.pthread_kill, args=(main, signal.SIGINT)).start()
+    def interrupt_once_connecting(sock: socket.socket) -> None:
+        for _ in range(5000):  # bounded: at most ~5 s
+            seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0])
+            if seen[-1] == SYN_SENT:
+                break
+            time.sleep(0.001)
+        signal.pthread_kill(main, signal.SIGINT)
 
     fds = open_fds()
     with socket.socket() as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1)  # bounded even if it failed
-        before = snapshot(sock)
+        before, file = snapshot(sock), socket_file(sock)
+        watcher = threading.Thread(target=interrupt_once_connecting, args=(sock,))
         start = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
-            blocking.connect_by_list(sock, [black_hole], on_event=on_event, timeout=5, **FAST)
+            watcher.start()
+            blocking.connect_by_list(
+                sock,
+                [black_hole],
+                on_event=(lambda _event: None) if observed else None,
+                timeout=5,
+                **FAST,
+            )
+        watcher.join(5)
         assert time.monotonic() - start < 1
-        assert sent
-        after = snapshot(sock)
-    return before, after, open_fds() - fds
+        assert seen[-1] == SYN_SENT  # interrupted while connecting
+        after, replaced = snapshot(sock), socket_file(sock) != file
+    return before, after, open_fds() - fds, replaced
 
 
 @pytest.mark.skipif(
     threading.current_thread() is not threading.main_thread(), reason="signals need main"
 )
-def test_keyboard_interrupt_cancels_the_race(black_hole: tuple[str, int]) -> None:
-    before, after, leaked = _interrupted_call(black_hole)
+@pytest.mark.parametrize("observed", [False, True])
+def test_keyboard_interrupt_cancels_the_race(black_hole: tuple[str, int], observed: bool) -> None:
+    before, after, leaked, replaced = _interrupted_call(black_hole, observed)
     assert after == before
-    assert leaked == 0  # the attempt socket was closed
+    assert replaced  # the used socket was restored (a fresh one took its descriptor)
+    assert leaked == 0
 
 
 @pytest.mark.skipif(
@@ -796,14 +990,14 @@ def test_keyboard_interrupt_inside_a_running_loop(
 ) -> None:
     loop = asyncio.new_event_loop()  # a plain loop: no SIGINT handler of asyncio.Runner
 
-    async def inside() -> tuple[Any, Any, int]:
-        return _interrupted_call(black_hole)
+    async def inside() -> tuple[Any, Any, int, bool]:
+        return _interrupted_call(black_hole, observed=False)
 
     try:
-        before, after, leaked = loop.run_until_complete(inside())
+        before, after, leaked, replaced = loop.run_until_complete(inside())
     finally:
         loop.close()
-    assert after == before
+    assert after == before and replaced
     assert leaked == 0
 
 
