@@ -302,7 +302,8 @@ def _options_to_copy(
 
 @dataclasses.dataclass(slots=True)
 class _CallerSocket:
-    """What the attempt sockets must mirror, read (never written) from the caller's socket."""
+    """The caller's socket and what a fresh socket must take from it to be like it (for other
+    attempts, and to restore it)."""
 
     sock: socket.socket
     fd: int
@@ -311,7 +312,7 @@ class _CallerSocket:
     proto: int
     v6only: bool
     timeout: float | None
-    lendable: bool  # the race may connect the socket itself (see "The caller's own socket")
+    lendable: bool  # the race may make an attempt on it (see "How the caller's socket...")
     defaults: _Defaults
     early: dict[int, OptionValue]  # the options of _READ_BEFORE_CONNECT, by index
     _to_copy: tuple[OptionSetting, ...] | None = None
@@ -531,7 +532,7 @@ def _one_pair(
     """The race of one pair with no deadline and no observer, the everyday call: nothing to
     stagger or time, so (as in the asyncio driver) a `Race` is built only if the attempt fails,
     to file the failure in history and make the error; a success just records its RTT."""
-    error: OSError | None = None
+    error: OSError
     try:
         sock = sockets.open(pair)
     except OSError as exc:
