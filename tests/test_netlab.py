@@ -419,6 +419,41 @@ def test_multi_homed_broken_kernel_source(lab: NetLab, family: int, sources: str
     assert not kernel_only["ok"] and kernel_only["errno_name"] == "ETIMEDOUT", kernel_only
 
 
+@pytest.mark.parametrize("family", [4, 6])
+def test_blocking_facade_on_a_multi_homed_host(lab: NetLab, family: int) -> None:
+    """The blocking facade where the kernel's source is black-holed: the caller's own socket
+    makes the kernel-choice attempt and hangs; the second interface's pair wins after the
+    attempt delay on a fresh socket, which takes the caller's descriptor. The next call starts
+    on the working interface at once. With the kernel's source only, the deadline hits and the
+    caller's socket is as it was; on a healthy path the caller's socket itself connects."""
+    good = C1_V4 if family == 4 else C1_V6
+    unbound = "0.0.0.0" if family == 4 else "::"
+    broken = lab.endpoint("kernel-source-broken", family=family, delay=0.02)
+    healthy = lab.endpoint("ok", family=family, delay=0.02)
+    auto = {"api": "blocking", "addresses": [broken], "options": {}, "echo": True}
+    kernel_only = {"local_addresses": None, "timeout": 0.4}
+    calls = [
+        auto,
+        auto,
+        {"api": "blocking", "addresses": [broken], "options": kernel_only},
+        {"api": "blocking", "addresses": [healthy], "options": {"local_addresses": None}},
+    ]
+    first, second, timed_out, direct = lab.run_client({"history": "fresh", "calls": calls}).calls
+    assert first["ok"] and first["echo"] == "ping", first
+    assert first["sockname"][0] == good and not first["same_file"], first
+    tried = [(e["source"], e["destination"]) for e in first["events"] if e["kind"] == "started"]
+    assert tried == [(None, broken), (good, broken)], first
+    near(first["elapsed"], 0.25 + 0.02, "first call via the second interface")
+    assert second["ok"] and second["sockname"][0] == good, second
+    assert [e["source"] for e in second["events"] if e["kind"] == "started"] == [good], second
+    assert second["elapsed"] <= 0.05, second
+    assert not timed_out["ok"] and timed_out["errno_name"] == "ETIMEDOUT", timed_out
+    assert 0.4 - EARLY <= timed_out["elapsed"] <= 0.4 + DEADLINE_SLACK, timed_out["elapsed"]
+    assert timed_out["caller"] == {"same_fd": True, "sockname": [unbound, 0], "connected": False}
+    assert direct["ok"] and direct["same_file"], direct
+    near(direct["elapsed"], 0.02, "a healthy path, one RTT")
+
+
 def test_loser_that_connected_in_the_same_tick_is_closed(lab: NetLab) -> None:
     """Both SYNs are held by a gate and released together, so both handshakes complete at
     once. The winner works (echo); the server sees the other connection closed at once."""

@@ -5,7 +5,8 @@ Started by path as ``ip netns exec CLI python client.py`` with the scenario as J
     {"history": "fresh" | "default" | "none",      # shared by every call of the scenario
      "loop": "asyncio" | "uvloop",
      "probes": [{"target": [ip, port], "source": ip | null, "timeout": s}],  # plain sockets
-     "calls": [{"addresses": [...], "options": {...}, "echo": bool}],      # connect_by_list
+     "calls": [{"addresses": [...], "options": {...}, "echo": bool,        # connect_by_list
+                "api": "async" | "blocking"}],  # blocking: on a socket of the first's family
      "races": {"count": n, "concurrency": k, "addresses": [...], "options": {...}},
      "after": [probes, run last]}
 
@@ -104,7 +105,10 @@ async def one_call(spec: dict[str, Any], history: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"events": events}
     out["t_start"] = start = time.monotonic()
     try:
-        sock = await aioconnlist.connect_by_list(spec["addresses"], **options)
+        if spec.get("api") == "blocking":
+            sock = blocking_call(spec["addresses"], options, out)
+        else:
+            sock = await aioconnlist.connect_by_list(spec["addresses"], **options)
     except OSError as e:
         out["t_end"] = end = time.monotonic()
         out.update(
@@ -146,6 +150,39 @@ async def one_call(spec: dict[str, Any], history: Any) -> dict[str, Any]:
     finally:
         sock.close()
     return out
+
+
+def blocking_call(addresses: list[str], options: dict[str, Any], out: dict[str, Any]) -> Any:
+    """`aioconnlist.blocking.connect_by_list` on a new socket of the first address's family.
+
+    Notes in ``out`` whether the socket behind the caller's descriptor is still the one it
+    had ("same_file": the caller's socket itself connected) and, on error, what the caller's
+    socket looks like afterwards ("caller": fd kept, address, connected or not)."""
+    from aioconnlist import blocking
+
+    family = socket.AF_INET6 if addresses[0].startswith("[") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    fd, file = sock.fileno(), os.fstat(sock.fileno()).st_ino
+    try:
+        blocking.connect_by_list(sock, addresses, **options)
+    except BaseException:
+        out["caller"] = {
+            "same_fd": sock.fileno() == fd,
+            "sockname": list(sock.getsockname()[:2]),
+            "connected": _connected(sock),
+        }
+        sock.close()
+        raise
+    out["same_file"] = os.fstat(sock.fileno()).st_ino == file
+    return sock
+
+
+def _connected(sock: socket.socket) -> bool:
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True
 
 
 async def races(spec: dict[str, Any], history: Any) -> dict[str, Any]:
