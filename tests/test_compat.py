@@ -252,9 +252,13 @@ async def test_patched_into_aiohttp_races_with_our_history():
                     times.append(time.monotonic() - t0)
     finally:
         await server.stop()
-    assert times[0] >= 0.25 and times[1] < 0.1, times
+    # (the second call is checked by its events, not by "< 0.1 s": ::1 may start 0.1 s in, the
+    # floor of a known pair's delay, should the loop stall that long; see test_aiohttp)
+    assert times[0] >= 0.25 and times[1] < 0.25, times
     started = [str(e.pair.destination.ip) for e in events if e.kind == "started"]
-    assert started == ["::1", "127.0.0.1", "127.0.0.1"]
+    assert started[:3] == ["::1", "127.0.0.1", "127.0.0.1"]
+    won = [(str(e.pair.destination.ip), e.index) for e in events if e.kind == "won"]
+    assert won == [("127.0.0.1", 1), ("127.0.0.1", 0)]  # the second race: IPv4 first, it wins
     assert len(history) >= 2
 
 

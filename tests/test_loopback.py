@@ -87,7 +87,7 @@ async def test_history_puts_the_working_pair_first_next_time(
     second.close()
     assert [e.kind for e in events] == ["started", "won"]
     assert str(events[0].pair.destination) == f"127.0.0.1:{listener.port}"
-    assert elapsed < 0.05
+    assert elapsed < 0.1  # the attempt delay was not waited for
 
 
 async def test_deadline_is_hard(black_hole: BlackHole) -> None:
