@@ -338,6 +338,11 @@ class _CallerSocket:
     def make_attempt_socket(self, _pair: Pair) -> socket.socket:
         return self.fresh()
 
+    def put(self, new: socket.socket) -> None:
+        """Make the caller's descriptor number refer to ``new``'s socket (its inheritable flag
+        kept; the socket it referred to is closed with it)."""
+        os.dup2(new.fileno(), self.fd, inheritable=os.get_inheritable(self.fd))
+
 
 def _inspect(sock: object) -> _CallerSocket:
     """Check ``sock`` is an unbound, unconnected TCP socket; read what attempts must mirror."""
@@ -657,7 +662,7 @@ def _take_over(sock: socket.socket, caller: _CallerSocket, winner: socket.socket
         try:
             if sock.fileno() != caller.fd:
                 raise NotASocket("sock was closed while connecting")
-            os.dup2(winner.fileno(), caller.fd, inheritable=os.get_inheritable(caller.fd))
+            caller.put(winner)
         except OSError as exc:
             if isinstance(exc, ConnectError):
                 raise
@@ -681,7 +686,7 @@ def _restore(sock: socket.socket, caller: _CallerSocket, connecting: bool) -> No
         what = f"sock (fd {caller.fd}) made an attempt and could not be restored (close it)"
         raise _as_connect_error(exc, what) from exc
     with fresh:
-        os.dup2(fresh.fileno(), caller.fd, inheritable=os.get_inheritable(caller.fd))
+        caller.put(fresh)
     sock.settimeout(caller.timeout)
 
 
