@@ -5,14 +5,20 @@ success, races staggered attempts (Happy Eyeballs, RFC 8305) on asyncio, keeps t
 connection and closes the rest.
 """
 
-from typing import TYPE_CHECKING
-
-from .addresses import Endpoint
-from .api import connect_by_list, create_connection, open_connection
-from .errors import ConnectError, ConnectTimeout, InvalidArgument, NotASocket, OutOfResources
-from .events import Attempt, RaceEvent
-from .history import DEFAULT_HISTORY, PairHistory
-from .pairs import LocalAddress, Pair
+from ._core.addresses import Endpoint
+from ._core.errors import (
+    ConnectError,
+    ConnectTimeout,
+    InvalidArgument,
+    NameResolutionError,
+    NotASocket,
+    OutOfResources,
+)
+from ._core.events import Attempt, RaceEvent
+from ._core.history import DEFAULT_HISTORY, PairHistory
+from ._core.pairs import LocalAddress, Pair
+from ._io.resolve import AiodnsResolver, Resolver, SystemResolver
+from .api import connect_by_list, connect_by_name, create_connection, open_connection
 
 __all__ = [
     "DEFAULT_HISTORY",
@@ -36,32 +42,3 @@ __all__ = [
     "create_connection",
     "open_connection",
 ]
-
-
-_LAZY = {
-    # the resolver side is imported on first use, to keep start-up small
-    "connect_by_name": "resolve",
-    "NameResolutionError": "resolve",
-    "Resolver": "resolve",
-    "SystemResolver": "resolve",
-    "AiodnsResolver": "resolve",
-}
-
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aioconnlist' has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(f".{module}", __name__), name)
-
-
-if TYPE_CHECKING:
-    from .resolve import (
-        AiodnsResolver,
-        NameResolutionError,
-        Resolver,
-        SystemResolver,
-        connect_by_name,
-    )

@@ -1,5 +1,5 @@
-"""``python -m aioconnlist``: the command line (see `aioconnlist.cli`)."""
+"""``python -m aioconnlist``: the command line (see `aioconnlist._cli.main`)."""
 
-from .cli import main
+from ._cli.main import main
 
 raise SystemExit(main())

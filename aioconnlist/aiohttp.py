@@ -55,13 +55,13 @@ from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ClientRequest
 from aiohttp.helpers import ceil_timeout
 
-from .addresses import Endpoint, parse_address
-from .compat import addr_info_factory, binding_factory, endpoints_of, plain_socket, typed_error
-from .driver import race
-from .errors import ConnectError, InvalidArgument
-from .options import DEFAULT, RESOLUTION_DELAY, Options, make_options
-from .pairs import Pair
-from .resolve import FamilyLookups
+from ._core.addresses import Endpoint, parse_address
+from ._core.errors import ConnectError, InvalidArgument, typed_error
+from ._core.options import DEFAULT, RESOLUTION_DELAY, Options, make_options
+from ._core.pairs import Pair
+from ._drivers.addrinfo import addr_info_factory, binding_factory, endpoints_of, plain_socket
+from ._drivers.asyncio import race
+from ._io.resolve import FamilyLookups
 
 SUPPORTED_AIOHTTP = ">=3.10,<3.15"
 _OLDEST, _NEWEST = (3, 10), (3, 14)

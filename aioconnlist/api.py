@@ -1,16 +1,29 @@
-"""The async API (SPEC §1): thin wrappers that parse, validate and hand over to the driver."""
+"""The async API (SPEC §1): thin wrappers that parse, validate and hand over to the asyncio driver;
+`connect_by_name` resolves first (RFC 8305 §3)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 import socket
 import ssl as _ssl
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .addresses import parse_addresses
-from .driver import race
-from .options import options_from
+from ._core.addresses import Endpoint, parse_addresses
+from ._core.errors import ConnectTimeout, InvalidArgument
+from ._core.options import RESOLUTION_DELAY, make_options, options_from, split_options
+from ._drivers.asyncio import race
+from ._io.resolve import (
+    FamilyLookups,
+    Resolver,
+    SystemResolver,
+    check_host,
+    check_port,
+    endpoints,
+    ip_literal,
+)
 
 _Protocol = TypeVar("_Protocol", bound=asyncio.BaseProtocol)
 
@@ -75,3 +88,66 @@ async def open_connection(
     )
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     return reader, writer
+
+
+async def connect_by_name(
+    host: str,
+    port: int,
+    *,
+    resolver: Resolver | None = None,
+    resolution_delay: float = RESOLUTION_DELAY,
+    **options: Any,
+) -> socket.socket:
+    """Resolve ``host`` (AAAA and A concurrently, RFC 8305 §3) and race its addresses.
+
+    Returns a connected, non-blocking socket. ``options`` are those of `connect_by_list`;
+    ``timeout`` covers resolution and connecting together. An IP literal skips resolution.
+    A name that resolves to nothing raises `NameResolutionError` (a `ConnectError` and a
+    `socket.gaierror`, errno ``EAI_*``).
+    """
+    ours, unknown = split_options(options)
+    if unknown:
+        raise InvalidArgument(
+            f"unknown option(s) for connect_by_name: {', '.join(sorted(unknown))}"
+        )
+    opts = make_options(**ours)
+    host = check_host(host)
+    port = check_port(port)
+    if isinstance(resolution_delay, bool) or not isinstance(resolution_delay, (int, float)):
+        raise InvalidArgument(f"resolution_delay must be a number of seconds: {resolution_delay!r}")
+    if not 0 <= resolution_delay < math.inf:
+        raise InvalidArgument(f"resolution_delay must be >= 0 and finite, got {resolution_delay}")
+    chosen: Resolver = SystemResolver() if resolver is None else resolver
+    if not callable(getattr(chosen, "resolve", None)):
+        raise InvalidArgument(f"resolver {chosen!r} has no resolve(host, port, family) method")
+
+    literal = ip_literal(host)
+    if literal is not None:
+        ip, scope_id = literal
+        sock, _pair = await race([Endpoint(ip, port, 0, scope_id)], opts)
+        return sock
+
+    loop = asyncio.get_running_loop()
+    deadline = None if opts.timeout is None else loop.time() + opts.timeout
+
+    async def lookup(family: socket.AddressFamily) -> list[Endpoint]:
+        return endpoints(await chosen.resolve(host, port, family))
+
+    lookups: FamilyLookups[Endpoint] = FamilyLookups(lookup)
+    try:
+        first = await lookups.first(resolution_delay, deadline)
+        if first is None:
+            raise ConnectTimeout(f"timed out resolving {host!r} after {opts.timeout} s")
+        if not first:
+            raise lookups.error(host)
+        remaining = None if deadline is None else deadline - loop.time()
+        if remaining is not None and remaining <= 0:
+            raise ConnectTimeout(f"timed out resolving {host!r} after {opts.timeout} s")
+        sock, _pair = await race(
+            first,
+            dataclasses.replace(opts, timeout=remaining),
+            more_destinations=lookups.late() if lookups.pending else None,
+        )
+        return sock
+    finally:
+        await lookups.aclose()

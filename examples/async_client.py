@@ -13,7 +13,7 @@ import socket
 import sys
 
 import aioconnlist
-from aioconnlist.waterfall import attempts_from_events, render_waterfall
+from aioconnlist._cli.waterfall import attempts_from_events, render_waterfall
 
 
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

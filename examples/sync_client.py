@@ -16,8 +16,8 @@ import threading
 from typing import Any
 
 from aioconnlist import ConnectError, RaceEvent
+from aioconnlist._cli.waterfall import attempts_from_events, render_waterfall
 from aioconnlist.blocking import connect_by_list, create_connection
-from aioconnlist.waterfall import attempts_from_events, render_waterfall
 
 
 def connect(addresses: list[str], *, talk: bool, **options: Any) -> int:

@@ -15,11 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aioconnlist.addresses import Endpoint, parse_address
-from aioconnlist.events import RaceEvent
-from aioconnlist.history import PairHistory
-from aioconnlist.pairs import Pair
-from aioconnlist.race import Race
+from aioconnlist._core.addresses import Endpoint, parse_address
+from aioconnlist._core.events import RaceEvent
+from aioconnlist._core.history import PairHistory
+from aioconnlist._core.pairs import Pair
+from aioconnlist._core.race import Race
 
 ERRORS = {
     "refused": errno.ECONNREFUSED,

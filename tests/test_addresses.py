@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aioconnlist.addresses import Endpoint, parse_address, parse_addresses, parse_ip
-from aioconnlist.errors import ConnectError, InvalidArgument
+from aioconnlist._core.addresses import Endpoint, parse_address, parse_addresses, parse_ip
+from aioconnlist._core.errors import ConnectError, InvalidArgument
 
 LO_INDEX = socket.if_nametoindex("lo")
 V4 = ipaddress.IPv4Address

@@ -21,12 +21,12 @@ from aiohttp.abc import AbstractResolver  # noqa: E402
 
 import aioconnlist  # noqa: E402
 from aioconnlist import ConnectError, InvalidArgument, PairHistory, RaceEvent  # noqa: E402
+from aioconnlist._core.pairs import LocalAddress  # noqa: E402
 from aioconnlist.aiohttp import (  # noqa: E402
     SUPPORTED_AIOHTTP,
     ConnListConnector,
     _check_version,
 )
-from aioconnlist.pairs import LocalAddress  # noqa: E402
 from tests.dnsserver import (  # noqa: E402
     DelayedDNSServer,
     black_hole_on,
@@ -506,7 +506,7 @@ def test_tcp_connector_arguments_map_to_options():
         await c.close()
         c = ConnListConnector(local_addr=("127.0.0.3", 0))
         assert c.options.local_addresses == (
-            LocalAddress(aioconnlist.addresses.parse_ip("127.0.0.3")[0]),
+            LocalAddress(aioconnlist._core.addresses.parse_ip("127.0.0.3")[0]),
         )
         await c.close()
         with pytest.raises(InvalidArgument, match="not both"):

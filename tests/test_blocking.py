@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from aioconnlist import ConnectError, ConnectTimeout, InvalidArgument, NotASocket, blocking
-from aioconnlist.pairs import LocalAddress
+from aioconnlist._core.pairs import LocalAddress
 from tests.support import has_ipv6_loopback
 
 FAST = {"local_addresses": None, "history": None}  # kernel's source, no cross-test memory

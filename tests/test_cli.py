@@ -25,11 +25,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from aioconnlist.addresses import parse_address
-from aioconnlist.demo import BLACK_HOLE, WORKING, Run, explain, run_demo, summary
-from aioconnlist.errors import ConnectError
-from aioconnlist.events import Attempt
-from aioconnlist.pairs import Pair
+from aioconnlist._cli.demo import BLACK_HOLE, WORKING, Run, explain, run_demo, summary
+from aioconnlist._core.addresses import parse_address
+from aioconnlist._core.errors import ConnectError
+from aioconnlist._core.events import Attempt
+from aioconnlist._core.pairs import Pair
 from tests.support import BlackHole, Listener, fd_count, has_ipv6_loopback, refused_address
 
 REPO = Path(__file__).resolve().parent.parent
@@ -428,12 +428,12 @@ def test_demo_closes_everything_it_opens() -> None:
 DROP_PRIVILEGES_AND_RUN_DEMO = """
 import os, sys
 import argparse, locale  # what argparse loads lazily (3.10), before the drop
-import aioconnlist.api, aioconnlist.cli, aioconnlist.demo
+import aioconnlist.api, aioconnlist._cli.main, aioconnlist._cli.demo
 os.setgroups([]); os.setgid(65534); os.setuid(65534)
 status = open("/proc/self/status").read()
 assert os.getuid() == os.geteuid() == 65534 and "CapEff:\\t0000000000000000" in status
 print("uid", os.geteuid(), file=sys.stderr)
-sys.exit(aioconnlist.cli.main(["demo"]))
+sys.exit(aioconnlist._cli.main.main(["demo"]))
 """
 
 
@@ -443,7 +443,7 @@ def unprivileged_demo_command() -> list[str]:
     if setpriv is not None:
         as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
         probe = subprocess.run(
-            [*as_nobody, sys.executable, "-c", "import aioconnlist.demo, aioconnlist.api"],
+            [*as_nobody, sys.executable, "-c", "import aioconnlist._cli.demo, aioconnlist.api"],
             capture_output=True,
             timeout=WAIT,
             env=cli_env(),

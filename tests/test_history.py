@@ -9,9 +9,9 @@ import threading
 import pytest
 
 from aioconnlist import DEFAULT_HISTORY, InvalidArgument, PairHistory
-from aioconnlist.addresses import parse_address
-from aioconnlist.history import FAILURE_RANK, SUCCESS_RANK
-from aioconnlist.pairs import LocalAddress, Pair
+from aioconnlist._core.addresses import parse_address
+from aioconnlist._core.history import FAILURE_RANK, SUCCESS_RANK
+from aioconnlist._core.pairs import LocalAddress, Pair
 
 ip = ipaddress.ip_address
 S6 = ip("2001:db8:1::10")

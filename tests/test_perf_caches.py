@@ -15,12 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aioconnlist import InvalidArgument, PairHistory
-from aioconnlist.addresses import Endpoint, parse_address, parse_addresses
-from aioconnlist.driver import plan_race
-from aioconnlist.options import make_options, options_from
-from aioconnlist.pairs import LocalAddress
-from aioconnlist.planner import plan_pairs
-from aioconnlist.sources import gather_sources, invalidate
+from aioconnlist._core.addresses import Endpoint, parse_address, parse_addresses
+from aioconnlist._core.options import make_options, options_from
+from aioconnlist._core.pairs import LocalAddress
+from aioconnlist._core.planner import plan_pairs
+from aioconnlist._drivers.asyncio import plan_race
+from aioconnlist._io.sources import gather_sources, invalidate
 
 POOL = [
     "127.0.0.1:80",

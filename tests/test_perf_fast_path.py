@@ -9,8 +9,8 @@ import pytest
 
 import aioconnlist
 from aioconnlist import ConnectError, PairHistory
-from aioconnlist.addresses import parse_address
-from aioconnlist.pairs import Pair
+from aioconnlist._core.addresses import parse_address
+from aioconnlist._core.pairs import Pair
 from tests.support import BlackHole, Listener, fd_count, refused_address, task_count
 
 pytestmark = pytest.mark.both_loops

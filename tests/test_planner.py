@@ -11,10 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aioconnlist import InvalidArgument, PairHistory
-from aioconnlist.addresses import Endpoint, IPAddress, parse_address
-from aioconnlist.pairs import LocalAddress, Pair, SourceView
-from aioconnlist.planner import _interleave, plan_pairs
-from aioconnlist.sources import destination_usable, source_usable
+from aioconnlist._core.addresses import Endpoint, IPAddress, parse_address
+from aioconnlist._core.pairs import (
+    LocalAddress,
+    Pair,
+    SourceView,
+    destination_usable,
+    source_usable,
+)
+from aioconnlist._core.planner import _interleave, plan_pairs
 
 ip = ipaddress.ip_address
 S4 = ip("192.0.2.10")

@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from aioconnlist.errors import ConnectError, ConnectTimeout, ExceptionGroup, OutOfResources
-from aioconnlist.history import PairHistory
-from aioconnlist.pairs import SourceView
-from aioconnlist.planner import plan_pairs
-from aioconnlist.race import Race, failure_kind
+from aioconnlist._core.errors import ConnectError, ConnectTimeout, ExceptionGroup, OutOfResources
+from aioconnlist._core.history import PairHistory
+from aioconnlist._core.pairs import SourceView
+from aioconnlist._core.planner import plan_pairs
+from aioconnlist._core.race import Race, failure_kind
 from tests.simulation import endpoints, kernel_pairs, simulate
 
 A, B, C, D = "192.0.2.1:80", "192.0.2.2:80", "192.0.2.3:80", "192.0.2.4:80"

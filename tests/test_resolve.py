@@ -13,15 +13,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 import aioconnlist
-from aioconnlist.errors import ConnectError, ConnectTimeout, InvalidArgument
-from aioconnlist.events import RaceEvent
-from aioconnlist.resolve import (
-    AiodnsResolver,
-    FamilyLookups,
-    NameResolutionError,
-    SystemResolver,
-    connect_by_name,
-)
+from aioconnlist import AiodnsResolver, NameResolutionError, SystemResolver, connect_by_name
+from aioconnlist._core.errors import ConnectError, ConnectTimeout, InvalidArgument
+from aioconnlist._core.events import RaceEvent
+from aioconnlist._io.resolve import FamilyLookups
 from tests.dnsserver import (
     DelayedDNSServer,
     DnspythonResolver,
@@ -328,7 +323,7 @@ async def test_ip_literal_skips_resolution(host, dual_port):
 async def test_system_resolver_reads_hosts_file():
     # localhost is in /etc/hosts as 127.0.0.1; the A lookup never leaves the machine
     found = await SystemResolver().resolve("localhost", 8080, socket.AF_INET)
-    assert aioconnlist.addresses.parse_address(("127.0.0.1", 8080)) in found
+    assert aioconnlist._core.addresses.parse_address(("127.0.0.1", 8080)) in found
     assert all(e.port == 8080 and e.family == socket.AF_INET for e in found)
 
 
@@ -408,7 +403,7 @@ async def test_family_lookups_order_and_late_iteration():
 NAMESPACE_SCRIPT = """
 import asyncio, json
 from tests.dnsserver import DelayedDNSServer, listeners_on_one_port
-from aioconnlist.resolve import connect_by_name
+from aioconnlist import connect_by_name
 
 async def main():
     socks = listeners_on_one_port(["::1", "127.0.0.1"])

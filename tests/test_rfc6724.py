@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aioconnlist import rfc6724
-from aioconnlist.rfc6724 import (
+from aioconnlist._core import rfc6724
+from aioconnlist._core.rfc6724 import (
     POLICY_TABLE,
     common_prefix_len,
     label,

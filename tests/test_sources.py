@@ -15,24 +15,23 @@ from pathlib import Path
 import psutil
 import pytest
 
-from aioconnlist import sources
-from aioconnlist.addresses import Endpoint, IPAddress, parse_address
-from aioconnlist.pairs import LocalAddress
-from aioconnlist.sources import (
+from aioconnlist._core import pairs
+from aioconnlist._core.addresses import Endpoint, IPAddress, parse_address
+from aioconnlist._core.pairs import LocalAddress, destination_usable, source_usable
+from aioconnlist._io import sources
+from aioconnlist._io.sources import (
     IFA_F_DADFAILED,
     IFA_F_DEPRECATED,
     IFA_F_TENTATIVE,
     Inet6Entry,
     KernelSourceCache,
     LocalAddressCache,
-    destination_usable,
     enumerate_local_addresses,
     gather_sources,
     kernel_source,
     parse_if_inet6,
     probe_kernel_source,
     select_local_addresses,
-    source_usable,
 )
 from tests.support import fd_count, has_ipv6_loopback, skip_or_fail
 
@@ -306,8 +305,8 @@ def test_resource_errors_are_not_cached() -> None:
     """Out of fds (real EMFILE, in a child process): None now, but not remembered."""
     code = """
         import os, resource
-        from aioconnlist.sources import KernelSourceCache
-        from aioconnlist.addresses import parse_address
+        from aioconnlist._io.sources import KernelSourceCache
+        from aioconnlist._core.addresses import parse_address
         cache = KernelSourceCache()
         destination = parse_address("127.0.0.1:80")
         lowest_free = os.open("/dev/null", os.O_RDONLY); os.close(lowest_free)
@@ -339,8 +338,8 @@ def test_probe_raises_on_no_route_in_fresh_namespace() -> None:
         )
         code = """
             import errno
-            from aioconnlist.sources import KernelSourceCache, probe_kernel_source
-            from aioconnlist.addresses import parse_address
+            from aioconnlist._io.sources import KernelSourceCache, probe_kernel_source
+            from aioconnlist._core.addresses import parse_address
             cache = KernelSourceCache()
             for text in ("127.0.0.1:80", "192.0.2.1:80", "198.51.100.1:80", "[2001:db8::1]:80"):
                 try:
@@ -488,6 +487,6 @@ def test_source_usable_matches_ipaddress_classification() -> None:
         V6("fe7f:ffff::"),
     ]
     for ip in samples:
-        kind = sources._locality(ip)
+        kind = pairs.locality(ip)
         expected = 0 if ip.is_loopback else 1 if ip.is_link_local else 2
         assert kind == expected, ip

@@ -7,16 +7,16 @@ import json
 
 import pytest
 
-from aioconnlist.addresses import parse_address, parse_ip
-from aioconnlist.events import Attempt, RaceEvent
-from aioconnlist.pairs import LocalAddress, Pair
-from aioconnlist.waterfall import (
+from aioconnlist._cli.waterfall import (
     attempt_record,
     attempts_from_events,
     race_span,
     render_waterfall,
     result_label,
 )
+from aioconnlist._core.addresses import parse_address, parse_ip
+from aioconnlist._core.events import Attempt, RaceEvent
+from aioconnlist._core.pairs import LocalAddress, Pair
 
 LOOPBACK = parse_ip("127.0.0.1")[0]
 

@@ -21,10 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any, NoReturn
 
-from .addresses import Endpoint, parse_address, parse_ip
-from .errors import ConnectError, InvalidArgument
-from .events import Attempt, RaceEvent
-from .options import MIN_ATTEMPT_DELAY, make_options
+from .._core.addresses import Endpoint, parse_address, parse_ip
+from .._core.errors import ConnectError, InvalidArgument
+from .._core.events import Attempt, RaceEvent
+from .._core.options import MIN_ATTEMPT_DELAY, make_options
+from ..api import connect_by_list, connect_by_name
 from .waterfall import attempt_record, attempts_from_events, render_waterfall
 
 PROG = "aioconnlist"
@@ -250,18 +251,10 @@ async def run_connect(target: list[Endpoint] | HostPort, options: dict[str, Any]
     started = time.perf_counter()
     try:
         if isinstance(target, HostPort):
-            try:
-                from .resolve import connect_by_name
-            except ImportError:
-                raise UsageError(
-                    "host names are not supported by this installation; give IP addresses"
-                ) from None
             sock = await connect_by_name(
                 target.host, target.port, on_event=events.append, **options
             )
         else:
-            from .api import connect_by_list
-
             sock = await connect_by_list(target, on_event=events.append, **options)
     except OSError as e:
         elapsed = time.perf_counter() - started

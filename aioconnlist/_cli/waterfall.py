@@ -16,7 +16,7 @@ import errno
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .events import Attempt, RaceEvent
+from .._core.events import Attempt, RaceEvent
 
 #: errnos shown as "unreachable": no route, or a route that refuses (prohibit → EACCES)
 UNREACHABLE_ERRNOS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES})

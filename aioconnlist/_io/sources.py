@@ -5,9 +5,9 @@ the enumerated interface addresses, and the kernel's source per destination IP. 
 drops both; the driver calls it after a race in which every pair failed, so a changed network
 is seen at the next call (SPEC §2.8 "a short cache, refreshed on failure").
 
-The pure parts — `/proc/net/if_inet6` parsing, the selection of usable interface addresses and
-the pair suitability rules of SPEC §2.1 (`source_usable`, `destination_usable`) — do no I/O and
-are tested on literal data.
+The pure parts — `/proc/net/if_inet6` parsing and the selection of usable interface addresses —
+do no I/O and are tested on literal data; the pair suitability rules are the core's
+(`aioconnlist._core.pairs`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Literal
 
 import psutil  # at import, not on the first connect's critical path (~10 ms)
 
-from .addresses import Endpoint, IPAddress
-from .errors import RESOURCE_ERRNOS
-from .pairs import LocalAddress, SourceView
+from .._core.addresses import Endpoint, IPAddress
+from .._core.errors import RESOURCE_ERRNOS
+from .._core.pairs import LINK_LOCAL, LocalAddress, SourceView, destination_usable, locality
 
 _GENERATIONS = itertools.count()
 
@@ -41,53 +41,6 @@ IFA_F_DEPRECATED = 0x20
 IFA_F_TENTATIVE = 0x40
 
 IF_INET6_PATH = "/proc/net/if_inet6"
-
-
-# --- pure: suitability of a (source, destination) pair (SPEC §2.1) -----------------------------
-
-_LOOPBACK, _LINK_LOCAL, _WIDER = 0, 1, 2
-
-
-def _locality(ip: IPAddress) -> int:
-    """Loopback, link-local or wider, from the integer value (cheaper than ``ip.is_*``)."""
-    n = int(ip)
-    if ip.version == 4:
-        if n >> 24 == 127:
-            return _LOOPBACK
-        return _LINK_LOCAL if n >> 16 == 0xA9FE else _WIDER  # 169.254/16
-    if n == 1:
-        return _LOOPBACK
-    return _LINK_LOCAL if n >> 118 == 0x3FA else _WIDER  # fe80::/10
-
-
-def destination_usable(destination: Endpoint) -> bool:
-    """False for a destination no pair can reach: an IPv6 link-local address without a zone."""
-    return not (
-        destination.scope_id == 0
-        and destination.ip.version == 6
-        and int(destination.ip) >> 118 == 0x3FA
-    )
-
-
-def source_usable(source: LocalAddress, destination: Endpoint) -> bool:
-    """Whether binding ``source`` can reach ``destination`` usefully (SPEC §2.1).
-
-    Same family; the destination usable at all; loopback and link-local sources only to
-    destinations of the same kind (link-local: the same zone when both zones are known).
-    The rule is symmetric: a loopback or link-local destination takes only a source of its own
-    kind, since any other source reaches it over the same interface and only adds attempts.
-    """
-    if source.ip.version != destination.ip.version or not destination_usable(destination):
-        return False
-    kind = _locality(source.ip)
-    if kind != _locality(destination.ip):
-        return False
-    return not (
-        kind == _LINK_LOCAL
-        and source.scope_id
-        and destination.scope_id
-        and source.scope_id != destination.scope_id
-    )
 
 
 # --- pure: interface addresses -------------------------------------------------------------
@@ -170,7 +123,7 @@ def select_local_addresses(
                     if not entry.usable:
                         continue
                     deprecated = entry.deprecated
-                if _locality(ip) == _LINK_LOCAL:
+                if locality(ip) == LINK_LOCAL:
                     scope_id = entry.ifindex if entry is not None else if_index.get(device, 0)
             found.setdefault((ip, scope_id), LocalAddress(ip, scope_id, device, deprecated))
     ordered = sorted(found.values(), key=lambda a: a.deprecated)  # stable: order kept

@@ -34,7 +34,7 @@ class Pair:
     source: LocalAddress | None
     destination: Endpoint
     kernel_source: IPAddress | None = None
-    # PairHistory's key for this pair, made on first use (see `aioconnlist.history`)
+    # PairHistory's key for this pair, made on first use (see `aioconnlist._core.history`)
     _history_key: tuple[int, int, int] | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -61,7 +61,7 @@ SourceMode = Literal["auto", "kernel", "explicit"]
 
 @dataclass(frozen=True, slots=True)
 class SourceView:
-    """What the planner knows of local sources; produced by `aioconnlist.sources` (the I/O side).
+    """What the planner knows of local sources; made by `aioconnlist._io.sources` (the I/O side).
 
     - ``mode="kernel"``: one pair per destination, the kernel's choice (``local_addresses=None``).
     - ``mode="auto"``: the kernel's choice first, then every other suitable address in ``local``.
@@ -74,3 +74,50 @@ class SourceView:
     mode: SourceMode
     local: tuple[LocalAddress, ...] = ()
     kernel_choice: Mapping[IPAddress, IPAddress | None] = field(default_factory=dict)
+
+
+# --- suitability of a (source, destination) pair (SPEC §2.1) ----------------------------------
+
+LOOPBACK, LINK_LOCAL, WIDER = 0, 1, 2
+
+
+def locality(ip: IPAddress) -> int:
+    """Loopback, link-local or wider, from the integer value (cheaper than ``ip.is_*``)."""
+    n = int(ip)
+    if ip.version == 4:
+        if n >> 24 == 127:
+            return LOOPBACK
+        return LINK_LOCAL if n >> 16 == 0xA9FE else WIDER  # 169.254/16
+    if n == 1:
+        return LOOPBACK
+    return LINK_LOCAL if n >> 118 == 0x3FA else WIDER  # fe80::/10
+
+
+def destination_usable(destination: Endpoint) -> bool:
+    """False for a destination no pair can reach: an IPv6 link-local address without a zone."""
+    return not (
+        destination.scope_id == 0
+        and destination.ip.version == 6
+        and int(destination.ip) >> 118 == 0x3FA
+    )
+
+
+def source_usable(source: LocalAddress, destination: Endpoint) -> bool:
+    """Whether binding ``source`` can reach ``destination`` usefully (SPEC §2.1).
+
+    Same family; the destination usable at all; loopback and link-local sources only to
+    destinations of the same kind (link-local: the same zone when both zones are known).
+    The rule is symmetric: a loopback or link-local destination takes only a source of its own
+    kind, since any other source reaches it over the same interface and only adds attempts.
+    """
+    if source.ip.version != destination.ip.version or not destination_usable(destination):
+        return False
+    kind = locality(source.ip)
+    if kind != locality(destination.ip):
+        return False
+    return not (
+        kind == LINK_LOCAL
+        and source.scope_id
+        and destination.scope_id
+        and source.scope_id != destination.scope_id
+    )

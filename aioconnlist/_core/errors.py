@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import errno as _errno
+import socket
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -24,9 +25,10 @@ __all__ = [
     "ConnectTimeout",
     "ExceptionGroup",
     "InvalidArgument",
+    "NameResolutionError",
     "NotASocket",
     "OutOfResources",
-    "race_error",
+    "typed_error",
 ]
 
 #: errnos that mean the process or kernel is out of memory or descriptors (reported as ENOBUFS)
@@ -81,38 +83,44 @@ def errno_name(code: int | None) -> str:
     return _errno.errorcode.get(code, str(code)) if code is not None else "?"
 
 
-def describe_attempts(attempts: Sequence[Attempt]) -> str:
-    parts = []
-    for a in attempts:
-        err = a.error
-        what = f"{errno_name(err.errno)} {err.strerror or err}" if err is not None else a.outcome
-        parts.append(f"{a.pair}: {what}")
-    return "; ".join(parts)
+class NameResolutionError(ConnectError, socket.gaierror):
+    """The name resolved to no address. Also a `socket.gaierror`; ``errno`` is an ``EAI_*``
+    code (that of the family whose lookup failed last), ``__cause__`` groups every lookup's
+    error."""
 
 
-def race_error(attempts: Sequence[Attempt], *, timed_out: bool, untried: int = 0) -> ConnectError:
-    """The error a race that connected nothing reports (SPEC §2.5).
+class ConnectionRefused(ConnectError, ConnectionRefusedError):
+    """ECONNREFUSED as both a `ConnectError` and a `ConnectionRefusedError`."""
 
-    Pure: the caller raises it. ``errno`` is that of the last attempt to fail, ETIMEDOUT when the
-    deadline ended the race, ENOBUFS when the last failure was a resource shortage.
-    """
-    failed = [a for a in attempts if a.error is not None]
-    last = max(failed, key=lambda a: (a.ended or 0.0, a.index), default=None)
-    detail = describe_attempts(attempts) or "no attempt was started"
-    if untried:
-        detail += f"; {untried} pair(s) not tried"
-    error: ConnectError
-    if timed_out:
-        error = ConnectTimeout(f"timed out connecting: {detail}", attempts)
-    elif last is None:
-        error = ConnectError(_errno.EHOSTUNREACH, f"no pair to try: {detail}", attempts)
-    elif last.error is not None and last.error.errno in RESOURCE_ERRNOS:
-        error = OutOfResources(f"out of resources: {detail}", attempts)
-    else:
-        code = (last.error.errno if last.error is not None else None) or _errno.ECONNREFUSED
-        error = ConnectError(code, f"all {len(attempts)} attempt(s) failed: {detail}", attempts)
-    if failed:
-        error.__cause__ = ExceptionGroup(
-            "connection attempts", [a.error for a in failed if a.error is not None]
-        )
-    return error
+
+class ConnectionReset(ConnectError, ConnectionResetError):
+    """ECONNRESET as both a `ConnectError` and a `ConnectionResetError`."""
+
+
+class ConnectionAborted(ConnectError, ConnectionAbortedError):
+    """ECONNABORTED as both a `ConnectError` and a `ConnectionAbortedError`."""
+
+
+class PermissionDenied(ConnectError, PermissionError):
+    """EACCES / EPERM (e.g. a firewall's prohibit route) as both kinds."""
+
+
+_TYPED: dict[int, type[ConnectError]] = {
+    _errno.ECONNREFUSED: ConnectionRefused,
+    _errno.ECONNRESET: ConnectionReset,
+    _errno.ECONNABORTED: ConnectionAborted,
+    _errno.EACCES: PermissionDenied,
+    _errno.EPERM: PermissionDenied,
+}
+
+
+def typed_error(error: ConnectError) -> ConnectError:
+    """A plain `ConnectError` as the class that is also the builtin subclass of its errno
+    (``except ConnectionRefusedError`` keeps working where aiohappyeyeballs re-raised one).
+    Subclasses (timeout, out of resources, invalid argument) are returned as they are."""
+    cls = _TYPED.get(error.errno or 0)
+    if type(error) is not ConnectError or cls is None:
+        return error
+    typed = cls(error.errno or 0, error.strerror or str(error), error.attempts)
+    typed.__cause__ = error.__cause__
+    return typed

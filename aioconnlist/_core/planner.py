@@ -2,8 +2,8 @@
 
 Order of the plan (SPEC §2.1-2.2):
 
-1. Pairs that cannot work are never produced (`sources.source_usable`,
-   `sources.destination_usable`); duplicate destinations are dropped (first one kept).
+1. Pairs that cannot work are never produced (`pairs.source_usable`,
+   `pairs.destination_usable`); duplicate destinations are dropped (first one kept).
 2. ``sort=True``: destinations are ordered by the key of their kernel pair (in mode
    "explicit": the best of their pairs for the history part), most significant first:
 
@@ -21,7 +21,7 @@ Order of the plan (SPEC §2.1-2.2):
    - history rank (RFC 8305 §4: between rules 8 and 9): recent success and lower smoothed RTT
      first.
    - rule 9 (longest matching prefix with the source, IPv6 only, capped at /64, see
-     `aioconnlist.rfc6724`), then rule 10 (input order).
+     `aioconnlist._core.rfc6724`), then rule 10 (input order).
 3. RFC 8305 §4 interleaving (``interleave`` = First Address Family Count, 0 = none), applied
    separately to the healthy destinations and to the known-bad ones, so a failed destination
    never jumps ahead of a healthy one. With ``sort=False`` the caller's order is interleaved
@@ -47,7 +47,7 @@ from typing import TypeVar
 from .addresses import Endpoint, IPAddress
 from .errors import InvalidArgument
 from .history import PairHistory
-from .pairs import LocalAddress, Pair, SourceView
+from .pairs import LocalAddress, Pair, SourceView, destination_usable, source_usable
 from .rfc6724 import (
     RULE9_MAX_PREFIX,
     V4_MAPPED,
@@ -56,7 +56,6 @@ from .rfc6724 import (
     policy128,
     scope128,
 )
-from .sources import destination_usable, source_usable
 
 _NO_SOURCE = -1
 _T = TypeVar("_T")

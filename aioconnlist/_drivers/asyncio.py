@@ -13,135 +13,19 @@ including one that connected in the same loop tick as the winner, or just before
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import math
 import socket
-import sys
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from ._compat import expired, timeout_at
-from .addresses import Endpoint
-from .errors import InvalidArgument
-from .events import Attempt
-from .history import PairHistory
-from .options import Options
-from .pairs import Pair
-from .planner import plan_pairs
-from .race import Race
-from .sources import gather_sources_until, invalidate, sources_generation
-
-SocketFactory = Callable[[Pair], socket.socket]
-
-# Bind to an address without reserving a port until connect (Linux >= 4.2): binding many
-# sources must not spend ephemeral ports. Python names it on 3.12+ only; 24 is Linux's value.
-_IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
-_HAS_BIND_NO_PORT = hasattr(socket, "IP_BIND_ADDRESS_NO_PORT") or sys.platform == "linux"
-
-
-def default_socket_factory(pair: Pair) -> socket.socket:
-    return socket.socket(pair.destination.family, socket.SOCK_STREAM)
-
-
-@dataclass(slots=True)
-class _CachedPlan:
-    destinations: list[Endpoint]
-    sources_generation: tuple[int, int]
-    sources_until: float  # time.monotonic() scale
-    # None: the plan does not depend on history (at most one pair); else its order_version,
-    # with the RTT version masked out (-1) when fewer than two pairs had a success rank
-    history_version: tuple[int, int] | None
-    planned_at: float  # the history's (event loop's) time scale
-    history_until: float
-    pairs: list[Pair]
-
-
-_PlanKey = tuple[object, ...]
-# Plans of recent destination lists. A plan is a function of the destinations, the options,
-# the sources (kernel choices and local addresses, both cached with an expiry) and the history
-# (which tells through `order_version`/`order_valid_until` when its ranking could differ). A hit
-# is the very plan that planning afresh would give, at the cost of one list comparison.
-_PLAN_CACHE: dict[_PlanKey, _CachedPlan] = {}
-_PLAN_CACHE_SIZE = 128
-
-
-def plan_race(destinations: Sequence[Endpoint], options: Options, now: float) -> list[Pair]:
-    """The ranked pairs for ``destinations`` (``now``: the history's time), cached."""
-    history = options.history
-    key: _PlanKey = (
-        len(destinations),
-        destinations[0],
-        destinations[-1],
-        options.local_addresses,
-        options.interleave,
-        options.sort,
-        id(history),
-    )
-    generation = sources_generation()
-    cached = _PLAN_CACHE.get(key)
-    if (
-        cached is not None
-        and cached.sources_generation == generation
-        and _history_unchanged(cached.history_version, history)
-        and cached.planned_at <= now < cached.history_until
-        and time.monotonic() < cached.sources_until
-        and cached.destinations == destinations  # identical Endpoints compare at once
-    ):
-        return cached.pairs
-    version = None if history is None else history.order_version
-    view, sources_until = gather_sources_until(destinations, options.local_addresses)
-    pairs = plan_pairs(
-        destinations,
-        view,
-        history=history,
-        now=now,
-        interleave=options.interleave,
-        sort=options.sort,
-    )
-    history_until = math.inf
-    if history is None or version is None or len(pairs) < 2:
-        version = None  # nothing to order: history cannot change this plan
-    else:
-        history_until, successes = history.order_valid_until(pairs, now)
-        if successes < 2:  # RTT moves of a single successful pair reorder nothing
-            version = (version[0], -1)
-    if len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE:
-        _PLAN_CACHE.clear()
-    _PLAN_CACHE[key] = _CachedPlan(
-        list(destinations), generation, sources_until, version, now, history_until, pairs
-    )
-    return pairs
-
-
-def _history_unchanged(version: tuple[int, int] | None, history: PairHistory | None) -> bool:
-    if version is None or history is None:
-        return True
-    current = history.order_version
-    return version[0] == current[0] and (version[1] == -1 or version[1] == current[1])
-
-
-def no_usable_pair(destinations: Sequence[Endpoint]) -> InvalidArgument:
-    shown = ", ".join(str(d) for d in destinations[:8]) + (", ..." if len(destinations) > 8 else "")
-    return InvalidArgument(f"no usable (source, destination) pair for {shown}")
-
-
-def open_attempt_socket(factory: SocketFactory, pair: Pair) -> socket.socket:
-    """A non-blocking socket for ``pair`` from ``factory``, bound to its explicit source."""
-    sock = factory(pair)
-    try:
-        sock.setblocking(False)
-        if pair.source is not None:
-            if _HAS_BIND_NO_PORT and sock.family in (socket.AF_INET, socket.AF_INET6):
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
-            source = Endpoint(pair.source.ip, 0, 0, pair.source.scope_id)
-            sock.bind(source.sockaddr(sock.family))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+from .._core.addresses import Endpoint
+from .._core.events import Attempt
+from .._core.options import Options
+from .._core.pairs import Pair
+from .._core.race import Race
+from .._io.sources import invalidate
+from .planning import new_race, no_usable_pair, plan_race
+from .sockets import SocketFactory, default_socket_factory, open_attempt_socket
+from .timeouts import expired, timeout_at
 
 
 async def _connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
@@ -281,20 +165,6 @@ async def race(
         return winner, state.winner.pair
     invalidate()  # the network may have changed: re-learn sources next time
     raise state.error()
-
-
-def new_race(pairs: Sequence[Pair], options: Options, origin: float, more: bool = False) -> Race:
-    """The `Race` of ``pairs`` with ``options``, started at ``origin``."""
-    return Race(
-        pairs,
-        now=origin,
-        attempt_delay=options.attempt_delay,
-        min_attempt_delay=options.min_attempt_delay,
-        history=options.history,
-        timeout=options.timeout,
-        more_pairs_coming=more,
-        on_event=options.on_event,
-    )
 
 
 async def _one_pair(

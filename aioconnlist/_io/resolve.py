@@ -1,4 +1,4 @@
-"""Name resolution (SPEC §4, RFC 8305 §3) and `connect_by_name`.
+"""Name resolution (SPEC §4, RFC 8305 §3): the resolvers and the staging of their answers.
 
 AAAA and A are asked concurrently, one resolver call per family. Racing starts as soon as a
 positive AAAA answer arrives, or `RESOLUTION_DELAY` (50 ms) after a positive A answer that came
@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import ipaddress
-import math
 import socket
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from .addresses import Endpoint, parse_address, parse_ip
-from .driver import race
-from .errors import ConnectError, ConnectTimeout, ExceptionGroup, InvalidArgument
-from .options import RESOLUTION_DELAY, make_options, split_options
+from .._core.addresses import Endpoint, parse_address, parse_ip
+from .._core.errors import ExceptionGroup, InvalidArgument, NameResolutionError
+from .._core.options import RESOLUTION_DELAY
 
 if TYPE_CHECKING:
     import aiodns
@@ -51,13 +48,7 @@ class Resolver(Protocol):
     ) -> Sequence[Endpoint]: ...
 
 
-class NameResolutionError(ConnectError, socket.gaierror):
-    """The name resolved to no address. Also a `socket.gaierror`; ``errno`` is an ``EAI_*``
-    code (that of the family whose lookup failed last), ``__cause__`` groups every lookup's
-    error."""
-
-
-def _endpoints(items: Iterable[object]) -> list[Endpoint]:
+def endpoints(items: Iterable[object]) -> list[Endpoint]:
     """Parse a resolver's answer (Endpoints, address tuples or getaddrinfo 5-tuples), deduped."""
     return list(dict.fromkeys(parse_address(item) for item in items))
 
@@ -74,7 +65,7 @@ class SystemResolver:
         infos = await loop.getaddrinfo(
             host, port, family=family, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
         )
-        return _endpoints(info for info in infos if info[0] == family)
+        return endpoints(info for info in infos if info[0] == family)
 
     def __repr__(self) -> str:
         return "SystemResolver()"
@@ -158,7 +149,7 @@ class AiodnsResolver:
                 found.append((ip, port, flowinfo, scope_id))
             else:
                 found.append((ip, port))
-        return _endpoints(found)
+        return endpoints(found)
 
     async def close(self) -> None:
         """Close the c-ares channel of the running loop (others close when their loop goes)."""
@@ -320,7 +311,7 @@ class _LateAnswers(Generic[T]):
         return found
 
 
-def _check_host(host: object) -> str:
+def check_host(host: object) -> str:
     if isinstance(host, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         return str(host)
     if not isinstance(host, str):
@@ -330,7 +321,7 @@ def _check_host(host: object) -> str:
     return host
 
 
-def _check_port(port: object) -> int:
+def check_port(port: object) -> int:
     if isinstance(port, str) and port.isdigit():
         port = int(port)
     if isinstance(port, bool) or not isinstance(port, int):
@@ -347,66 +338,3 @@ def ip_literal(host: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address
         return parse_ip(text)
     except InvalidArgument:
         return None
-
-
-async def connect_by_name(
-    host: str,
-    port: int,
-    *,
-    resolver: Resolver | None = None,
-    resolution_delay: float = RESOLUTION_DELAY,
-    **options: Any,
-) -> socket.socket:
-    """Resolve ``host`` (AAAA and A concurrently, RFC 8305 §3) and race its addresses.
-
-    Returns a connected, non-blocking socket. ``options`` are those of `connect_by_list`;
-    ``timeout`` covers resolution and connecting together. An IP literal skips resolution.
-    A name that resolves to nothing raises `NameResolutionError` (a `ConnectError` and a
-    `socket.gaierror`, errno ``EAI_*``).
-    """
-    ours, unknown = split_options(options)
-    if unknown:
-        raise InvalidArgument(
-            f"unknown option(s) for connect_by_name: {', '.join(sorted(unknown))}"
-        )
-    opts = make_options(**ours)
-    host = _check_host(host)
-    port = _check_port(port)
-    if isinstance(resolution_delay, bool) or not isinstance(resolution_delay, (int, float)):
-        raise InvalidArgument(f"resolution_delay must be a number of seconds: {resolution_delay!r}")
-    if not 0 <= resolution_delay < math.inf:
-        raise InvalidArgument(f"resolution_delay must be >= 0 and finite, got {resolution_delay}")
-    chosen: Resolver = SystemResolver() if resolver is None else resolver
-    if not callable(getattr(chosen, "resolve", None)):
-        raise InvalidArgument(f"resolver {chosen!r} has no resolve(host, port, family) method")
-
-    literal = ip_literal(host)
-    if literal is not None:
-        ip, scope_id = literal
-        sock, _pair = await race([Endpoint(ip, port, 0, scope_id)], opts)
-        return sock
-
-    loop = asyncio.get_running_loop()
-    deadline = None if opts.timeout is None else loop.time() + opts.timeout
-
-    async def lookup(family: socket.AddressFamily) -> list[Endpoint]:
-        return _endpoints(await chosen.resolve(host, port, family))
-
-    lookups: FamilyLookups[Endpoint] = FamilyLookups(lookup)
-    try:
-        first = await lookups.first(resolution_delay, deadline)
-        if first is None:
-            raise ConnectTimeout(f"timed out resolving {host!r} after {opts.timeout} s")
-        if not first:
-            raise lookups.error(host)
-        remaining = None if deadline is None else deadline - loop.time()
-        if remaining is not None and remaining <= 0:
-            raise ConnectTimeout(f"timed out resolving {host!r} after {opts.timeout} s")
-        sock, _pair = await race(
-            first,
-            dataclasses.replace(opts, timeout=remaining),
-            more_destinations=lookups.late() if lookups.pending else None,
-        )
-        return sock
-    finally:
-        await lookups.aclose()

@@ -25,7 +25,14 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .errors import RESOURCE_ERRNOS, ConnectError, race_error
+from .errors import (
+    RESOURCE_ERRNOS,
+    ConnectError,
+    ConnectTimeout,
+    ExceptionGroup,
+    OutOfResources,
+    errno_name,
+)
 from .events import Attempt, EventKind, Outcome, RaceEvent
 from .pairs import Pair
 
@@ -221,3 +228,40 @@ class Race:
             self.on_event(RaceEvent.of(kind, attempt, now - self.origin))
         except Exception:  # a broken callback must not leak sockets
             logger.exception("aioconnlist on_event callback raised")
+
+
+def describe_attempts(attempts: Sequence[Attempt]) -> str:
+    parts = []
+    for a in attempts:
+        err = a.error
+        what = f"{errno_name(err.errno)} {err.strerror or err}" if err is not None else a.outcome
+        parts.append(f"{a.pair}: {what}")
+    return "; ".join(parts)
+
+
+def race_error(attempts: Sequence[Attempt], *, timed_out: bool, untried: int = 0) -> ConnectError:
+    """The error a race that connected nothing reports (SPEC §2.5).
+
+    Pure: the caller raises it. ``errno`` is that of the last attempt to fail, ETIMEDOUT when the
+    deadline ended the race, ENOBUFS when the last failure was a resource shortage.
+    """
+    failed = [a for a in attempts if a.error is not None]
+    last = max(failed, key=lambda a: (a.ended or 0.0, a.index), default=None)
+    detail = describe_attempts(attempts) or "no attempt was started"
+    if untried:
+        detail += f"; {untried} pair(s) not tried"
+    error: ConnectError
+    if timed_out:
+        error = ConnectTimeout(f"timed out connecting: {detail}", attempts)
+    elif last is None:
+        error = ConnectError(errno.EHOSTUNREACH, f"no pair to try: {detail}", attempts)
+    elif last.error is not None and last.error.errno in RESOURCE_ERRNOS:
+        error = OutOfResources(f"out of resources: {detail}", attempts)
+    else:
+        code = (last.error.errno if last.error is not None else None) or errno.ECONNREFUSED
+        error = ConnectError(code, f"all {len(attempts)} attempt(s) failed: {detail}", attempts)
+    if failed:
+        error.__cause__ = ExceptionGroup(
+            "connection attempts", [a.error for a in failed if a.error is not None]
+        )
+    return error

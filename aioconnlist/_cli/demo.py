@@ -31,11 +31,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import IO
 
-from .addresses import Endpoint, parse_address
-from .errors import ConnectError, errno_name
-from .events import Attempt, RaceEvent
-from .history import PairHistory
-from .options import ATTEMPT_DELAY
+from .._core.addresses import Endpoint, parse_address
+from .._core.errors import ConnectError, errno_name
+from .._core.events import Attempt, RaceEvent
+from .._core.history import PairHistory
+from .._core.options import ATTEMPT_DELAY
 from .waterfall import (
     MIN_BAR_WIDTH,
     attempts_from_events,
@@ -179,7 +179,7 @@ class Run:
 
 
 async def race_once(destinations: Sequence[Endpoint], history: PairHistory) -> Run:
-    from .api import connect_by_list
+    from ..api import connect_by_list
 
     events: list[RaceEvent] = []
     started = time.perf_counter()

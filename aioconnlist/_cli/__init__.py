@@ -1,0 +1,1 @@
+"""The command line (``aioconnlist connect``, ``aioconnlist demo``) and the waterfall it draws."""

@@ -1,0 +1,41 @@
+"""The attempt sockets both drivers open: made by a factory, non-blocking, bound to the pair's
+explicit source (with ``IP_BIND_ADDRESS_NO_PORT``, so no ephemeral port is spent before
+connect)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import sys
+from collections.abc import Callable
+
+from .._core.addresses import Endpoint
+from .._core.pairs import Pair
+
+SocketFactory = Callable[[Pair], socket.socket]
+
+# Bind to an address without reserving a port until connect (Linux >= 4.2): binding many
+# sources must not spend ephemeral ports. Python names it on 3.12+ only; 24 is Linux's value.
+_IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+_HAS_BIND_NO_PORT = hasattr(socket, "IP_BIND_ADDRESS_NO_PORT") or sys.platform == "linux"
+
+
+def default_socket_factory(pair: Pair) -> socket.socket:
+    return socket.socket(pair.destination.family, socket.SOCK_STREAM)
+
+
+def open_attempt_socket(factory: SocketFactory, pair: Pair) -> socket.socket:
+    """A non-blocking socket for ``pair`` from ``factory``, bound to its explicit source."""
+    sock = factory(pair)
+    try:
+        sock.setblocking(False)
+        if pair.source is not None:
+            if _HAS_BIND_NO_PORT and sock.family in (socket.AF_INET, socket.AF_INET6):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
+            source = Endpoint(pair.source.ip, 0, 0, pair.source.scope_id)
+            sock.bind(source.sockaddr(sock.family))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
