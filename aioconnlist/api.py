@@ -9,11 +9,17 @@ import math
 import socket
 import ssl as _ssl
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._core.addresses import Endpoint, parse_addresses
 from ._core.errors import ConnectTimeout, InvalidArgument
-from ._core.options import RESOLUTION_DELAY, make_options, options_from, split_options
+from ._core.options import (
+    RESOLUTION_DELAY,
+    RaceOptions,
+    make_options,
+    options_from,
+    split_options,
+)
 from ._drivers.asyncio import race
 from ._io.resolve import (
     FamilyLookups,
@@ -25,10 +31,13 @@ from ._io.resolve import (
     ip_literal,
 )
 
+if TYPE_CHECKING:
+    from ._core.options import Unpack
+
 _Protocol = TypeVar("_Protocol", bound=asyncio.BaseProtocol)
 
 
-async def connect_by_list(addresses: Any, **options: Any) -> socket.socket:
+async def connect_by_list(addresses: Any, **options: Unpack[RaceOptions]) -> socket.socket:
     """Connect to the best of ``addresses``; return the connected (non-blocking) socket.
 
     Options: local_addresses, timeout, attempt_delay, min_attempt_delay, interleave, sort,

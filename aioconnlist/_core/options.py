@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from .addresses import parse_ip
 from .errors import InvalidArgument
@@ -14,6 +15,13 @@ from .pairs import LocalAddress
 
 if TYPE_CHECKING:
     from .events import RaceEvent
+
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
+
+    __all__ = ["RaceOptions", "Unpack"]
 
 #: RFC 8305 §8 constants (SPEC §5)
 ATTEMPT_DELAY = 0.25
@@ -34,18 +42,26 @@ DEFAULT: Any = _Default()
 LocalAddressesOption = Literal["auto"] | None | Iterable[object]
 EventCallback = Callable[["RaceEvent"], object]
 
-OPTION_NAMES = frozenset(
-    {
-        "local_addresses",
-        "timeout",
-        "attempt_delay",
-        "min_attempt_delay",
-        "interleave",
-        "sort",
-        "history",
-        "on_event",
-    }
-)
+
+class RaceOptions(TypedDict, total=False):
+    """The race options every entry point takes as keyword arguments, all optional.
+
+    The one definition of the option set: entry points declare ``**options:
+    Unpack[RaceOptions]``, so a type checker sees each option's name and type (a misspelled
+    one is an error), and `OPTION_NAMES` is derived from it.
+    """
+
+    local_addresses: LocalAddressesOption
+    timeout: float | None
+    attempt_delay: float
+    min_attempt_delay: float
+    interleave: int
+    sort: bool
+    history: PairHistory | None
+    on_event: EventCallback | None
+
+
+OPTION_NAMES: frozenset[str] = RaceOptions.__optional_keys__
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +161,7 @@ _OPTIONS_CACHE: dict[tuple[tuple[str, type, object], ...], Options] = {}
 _OPTIONS_CACHE_SIZE = 64
 
 
-def check_option_names(kwargs: dict[str, Any]) -> None:
+def check_option_names(kwargs: Mapping[str, Any]) -> None:
     """An unknown option is a TypeError, as for any Python call, that names the known ones."""
     unknown = kwargs.keys() - OPTION_NAMES
     if unknown:
@@ -155,7 +171,7 @@ def check_option_names(kwargs: dict[str, Any]) -> None:
         )
 
 
-def options_from(kwargs: dict[str, Any]) -> Options:
+def options_from(kwargs: Mapping[str, Any]) -> Options:
     """`make_options(**kwargs)`, with a cache for the common all-scalar option sets."""
     key_items: list[tuple[str, type, object]] = []
     for name, value in kwargs.items():
@@ -182,7 +198,7 @@ def _item_name(item: tuple[str, type, object]) -> str:
     return item[0]
 
 
-def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_options(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split ``**kwargs`` into (race options, the rest)."""
     ours = {k: v for k, v in kwargs.items() if k in OPTION_NAMES}
     rest = {k: v for k, v in kwargs.items() if k not in OPTION_NAMES}
