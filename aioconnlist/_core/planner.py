@@ -40,14 +40,22 @@ Order of the plan (SPEC §2.1-2.2):
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TypeVar
 
 from .addresses import Endpoint, IPAddress
 from .errors import InvalidArgument
 from .history import PairHistory
-from .pairs import LocalAddress, Pair, SourceView, destination_usable, source_usable
+from .pairs import (
+    ROUTE_NEVER,
+    ROUTE_OTHER,
+    LocalAddress,
+    Pair,
+    SourceView,
+    destination_usable,
+    source_usable,
+)
 from .rfc6724 import (
     RULE9_MAX_PREFIX,
     V4_MAPPED,
@@ -224,10 +232,21 @@ def plan_pairs(
             kernel_pairs = _interleave_pairs(kernel_pairs, interleave)
     if sources.mode == "kernel" or not sources.local:
         return kernel_pairs
-    alternates = _alternates(kernel_pairs, sources.local, history, now, sort)
+    alternates = _alternates(kernel_pairs, sources.local, history, now, sort, sources.routes)
+    misrouted: list[Pair] = []
+    if sources.routes:
+        routes = sources.routes
+        misrouted = [p for p in alternates if routes.get(_route_key(p)) == ROUTE_OTHER]
+        if misrouted:
+            alternates = [p for p in alternates if routes.get(_route_key(p)) != ROUTE_OTHER]
     if not sort or history is None or len(history) == 0 or not alternates:
-        return kernel_pairs + alternates
-    return _failed_last(kernel_pairs, alternates, history, now)
+        return kernel_pairs + alternates + misrouted
+    return _failed_last(kernel_pairs, alternates, history, now) + misrouted
+
+
+def _route_key(pair: Pair) -> tuple[IPAddress, IPAddress]:
+    assert pair.source is not None
+    return (pair.source.ip, pair.destination.ip)
 
 
 def _failed_last(
@@ -257,12 +276,22 @@ def _alternates(
     history: PairHistory | None,
     now: float,
     sort: bool,
+    routes: Mapping[tuple[IPAddress, IPAddress], int],
 ) -> list[Pair]:
-    """Mode "auto": for each destination in plan order, its other usable sources."""
+    """Mode "auto": for each destination in plan order, its other usable sources (those the
+    kernel's routes rule out, `ROUTE_NEVER`, left out)."""
     groups: list[list[Pair]] = []
     for kp in kernel_pairs:
         dest, ks = kp.destination, kp.kernel_source
-        groups.append([Pair(s, dest, ks) for s in local if s.ip != ks and source_usable(s, dest)])
+        groups.append(
+            [
+                Pair(s, dest, ks)
+                for s in local
+                if s.ip != ks
+                and source_usable(s, dest)
+                and (not routes or routes.get((s.ip, dest.ip)) != ROUTE_NEVER)
+            ]
+        )
     flat = [p for group in groups for p in group]
     if not sort or len(flat) < 2:
         return flat

@@ -21,7 +21,7 @@ from .._io.sources import gather_sources_until, sources_generation
 @dataclass(slots=True)
 class _CachedPlan:
     destinations: list[Endpoint]
-    sources_generation: tuple[int, int]
+    sources_generation: tuple[int, ...]
     sources_until: float  # time.monotonic() scale
     # None: the plan does not depend on history (at most one pair); else its order_version,
     # with the RTT version masked out (-1) when fewer than two pairs had a success rank
