@@ -21,50 +21,67 @@ from .._core.addresses import Endpoint
 from .._core.events import Attempt
 from .._core.options import Options
 from .._core.pairs import Pair
-from .._core.race import Race
+from .._core.race import Race, delay_after
 from .._io.sources import invalidate
 from .planning import new_race, no_usable_pair, plan_race
 from .sockets import SocketFactory, default_socket_factory, open_attempt_socket
 from .timeouts import expired, timeout_at
 
 
-async def _connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
-    await _sock_connect(asyncio.get_running_loop(), sock, address)
+async def _connect(sock: socket.socket, address: tuple[Any, ...], in_flight: bool = False) -> None:
+    await _sock_connect(asyncio.get_running_loop(), sock, address, in_flight=in_flight)
 
 
 async def _sock_connect(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, address: tuple[Any, ...]
-) -> None:
+    loop: asyncio.AbstractEventLoop,
+    sock: socket.socket,
+    address: tuple[Any, ...],
+    backup_at: float | None = None,
+    *,
+    in_flight: bool = False,
+) -> bool:
     """``loop.sock_connect`` for an address that is already numeric (as every sockaddr here is).
 
     The same steps as asyncio's own, less its address resolution: a non-blocking connect, then
     a writer callback reads SO_ERROR. The writer is removed however the wait ends. Loops
     without ``add_writer`` (Windows' proactor) and socket subclasses (an SSLSocket must be
     refused as asyncio refuses it) use ``loop.sock_connect``.
+
+    ``backup_at`` (loop time): return True if the connect is still in flight then (the socket
+    keeps connecting); False once connected. ``in_flight``: the connect was started already.
     """
     if type(sock) is not socket.socket:
         await loop.sock_connect(sock, address)
-        return
-    try:
-        sock.connect(address)
-        return
-    except (BlockingIOError, InterruptedError):
-        pass
+        return False
+    if not in_flight:
+        try:
+            sock.connect(address)
+            return False
+        except (BlockingIOError, InterruptedError):
+            pass
     fut = loop.create_future()
     fd = sock.fileno()
     try:
         loop.add_writer(fd, _connect_done, fut, sock, address)
     except NotImplementedError:
         await loop.sock_connect(sock, address)
-        return
+        return False
+    timer = None if backup_at is None else loop.call_at(backup_at, _backup_due, fut)
     try:
-        await fut
+        return bool(await fut)
     finally:
         loop.remove_writer(fd)
+        if timer is not None:
+            timer.cancel()
         del fut  # no frame -> future -> exception -> traceback -> frame cycle
 
 
-def _connect_done(fut: asyncio.Future[None], sock: socket.socket, address: object) -> None:
+def _backup_due(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_result(True)
+
+
+def _connect_done(fut: asyncio.Future[bool], sock: socket.socket, address: object) -> None:
     if fut.done():  # cancelled meanwhile
         return
     try:
@@ -75,7 +92,7 @@ def _connect_done(fut: asyncio.Future[None], sock: socket.socket, address: objec
         fut.set_exception(exc)
         return
     if err == 0:
-        fut.set_result(None)
+        fut.set_result(False)
     else:
         fut.set_exception(OSError(err, f"Connect call failed {address}"))
 
@@ -104,7 +121,22 @@ async def race(
     if len(pairs) == 1 and more_destinations is None:
         return await _one_pair(pairs[0], options, factory, loop, start)
     state = new_race(pairs, options, start, more=more_destinations is not None)
-    running: dict[asyncio.Future[Any], tuple[Attempt, socket.socket]] = {}
+    return await _run(state, options, factory, loop, {}, known, more_destinations)
+
+
+_Running = dict[asyncio.Future[Any], tuple[Attempt, socket.socket]]
+
+
+async def _run(
+    state: Race,
+    options: Options,
+    factory: SocketFactory,
+    loop: asyncio.AbstractEventLoop,
+    running: _Running,
+    known: list[Endpoint],
+    more_destinations: AsyncIterator[Sequence[Endpoint]] | None,
+) -> tuple[socket.socket, Pair]:
+    """Drive ``state`` until it ends; ``running``: attempts already in flight."""
     feed: asyncio.Future[Any] | None = None
     if more_destinations is not None:
         feed = asyncio.ensure_future(_next_batch(more_destinations))
@@ -186,6 +218,12 @@ async def _one_pair(
     started = loop.time()
     attempt = None if state is None else state.start_due(started)
     deadline = None if options.timeout is None else timeout_at(origin + options.timeout)
+    backup_at = None
+    if options.backups_possible:
+        backup_at = started + delay_after(
+            pair, started, options.attempt_delay, options.min_attempt_delay, options.history
+        )
+    in_flight = False
     try:
         sock = open_attempt_socket(factory, pair)
     except OSError as e:
@@ -195,10 +233,10 @@ async def _one_pair(
         address = pair.destination.sockaddr(sock.family)
         try:
             if deadline is None:
-                await _sock_connect(loop, sock, address)
+                in_flight = await _sock_connect(loop, sock, address, backup_at)
             else:
                 async with deadline:
-                    await _sock_connect(loop, sock, address)
+                    in_flight = await _sock_connect(loop, sock, address, backup_at)
         except (OSError, asyncio.TimeoutError) as e:  # the deadline's (not an OSError on 3.10)
             sock.close()
             state = state or new_race([pair], options, origin)
@@ -215,6 +253,13 @@ async def _one_pair(
                 state.cancel(loop.time())
             raise
         else:
+            if in_flight:  # silent for the backup delay: the full race takes over
+                state = state or new_race([pair], options, origin)
+                attempt = attempt or _start(state, started)
+                running: _Running = {
+                    asyncio.ensure_future(_connect(sock, address, True)): (attempt, sock)
+                }
+                return await _run(state, options, factory, loop, running, [], None)
             now = loop.time()
             if attempt is not None and state is not None:
                 state.connected(attempt, now)

@@ -111,4 +111,5 @@ def new_race(pairs: Sequence[Pair], options: Options, origin: float, more: bool 
         timeout=options.timeout,
         more_pairs_coming=more,
         on_event=options.on_event,
+        backup_attempts=options.backup_attempts,
     )
