@@ -44,7 +44,7 @@ ROLES = {
     "prohibit-route": 5,  # client route "prohibit": EACCES at once
     "kernel-source-broken": 6,  # accepts, but SYNs from the kernel's source (c0) are dropped
     "gate": 7,  # accepts; SYNs held until `count` of them are held (agent "gate" op)
-    "lossy": 8,  # accepts, but the first SYN of every connection is lost (the agent drops it)
+    "lossy": 8,  # accepts; every other SYN is lost: a connection's first, then the next passes
     "unreachable": 9,  # ICMP host unreachable (after the port's delay)
 }
 LISTENING_ROLES = ("ok", "kernel-source-broken", "gate", "lossy")
