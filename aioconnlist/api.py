@@ -21,6 +21,7 @@ from ._core.options import (
     split_options,
 )
 from ._drivers.asyncio import race
+from ._io.connectivity import preferred_family
 from ._io.resolve import (
     FamilyLookups,
     Resolver,
@@ -144,7 +145,7 @@ async def connect_by_name(
 
     lookups: FamilyLookups[Endpoint] = FamilyLookups(lookup)
     try:
-        first = await lookups.first(resolution_delay, deadline)
+        first = await lookups.first(resolution_delay, deadline, prefer=preferred_family())
         if first is None:
             raise ConnectTimeout(f"timed out resolving {host!r} after {opts.timeout} s")
         if not first:

@@ -7,6 +7,7 @@ lab itself. Timings have generous bounds: the machine is shared.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,6 +70,7 @@ def test_never_around_a_black_holed_vpn(vpn_lab: NetLab, family: int) -> None:
 def test_vpn_host_alternates_are_classified(vpn_lab: NetLab) -> None:
     code = f"""
 import json
+import socket
 from aioconnlist._core.addresses import parse_address
 from aioconnlist._io.sources import gather_sources
 view = gather_sources([parse_address("{vpn_lab.endpoint("ok")}")], "auto")
@@ -125,6 +127,7 @@ def test_two_interfaces_with_and_without_a_policy_rule(rule: bool) -> None:
         v4, v6 = lab.endpoint("ok"), lab.endpoint("ok", family=6)
         code = f"""
 import json
+import socket
 from aioconnlist._core.addresses import parse_address
 from aioconnlist._io.sources import gather_sources
 view = gather_sources([parse_address("{v4}"), parse_address("{v6}")], "auto")
@@ -132,3 +135,48 @@ print(json.dumps({{str(s): k for (s, d), k in view.routes.items()}}))
 """
         routes = json.loads(lab.client_python(code))
         assert routes == ({} if rule else {C1_V4: 1, C1_V6: 1}), routes
+
+
+def test_no_ipv6_connectivity_no_wait_for_aaaa() -> None:
+    """The host's IPv6 is link-local and a route-less ULA: a dual-stack name connects over
+    IPv4 as soon as A answers, never waiting the resolution delay for an AAAA answer."""
+    require_netlab()
+    with NetLab.build("v6ll") as lab:
+        hosts.link_local_ipv6_only(lab)
+        v4 = lab.endpoint("ok", port=9000)
+        v6 = lab.endpoint("ok", family=6, port=9000)
+        code = f"""
+import asyncio, json, socket, time
+import aioconnlist
+from aioconnlist._core.addresses import parse_address
+from aioconnlist._io.connectivity import connected_families
+
+class Resolver:
+    async def resolve(self, host, port, family):
+        if family == socket.AF_INET6:
+            await asyncio.sleep(3.0)  # a slow AAAA answer
+            return [("{target(v6)[0]}", port, 0, 0)]
+        return [("{target(v4)[0]}", port)]
+
+async def main():
+    start = time.monotonic()
+    sock = await aioconnlist.connect_by_name("dual.lab", 9000, resolver=Resolver(),
+                                             resolution_delay=2.0, history=None)
+    took = time.monotonic() - start
+    peer = sock.getpeername()[0]
+    sock.close()
+    events = []
+    sock = await aioconnlist.connect_by_list(["{v6}", "{v4}"], history=None,
+                                             on_event=events.append)
+    sock.close()
+    return {{"took": took, "peer": peer,
+             "families": sorted(int(f) for f in connected_families()),
+             "first": str(events[0].pair.destination)}}
+
+print(json.dumps(asyncio.run(main())))
+"""
+        out = json.loads(lab.client_python(code))
+        assert out["families"] == [int(socket.AF_INET)], out
+        assert out["peer"] == target(v4)[0], out
+        assert out["took"] < 1.0, out  # not the 2 s resolution delay
+        assert out["first"] == v4, out  # the race does not lead with IPv6

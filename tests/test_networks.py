@@ -245,3 +245,49 @@ def test_failed_kernel_pair_never_falls_behind_a_misrouted_alternate() -> None:
     view = _view({(LAN2.ip, dest.ip): ROUTE_OTHER})  # type: ignore[dict-item]
     pairs = plan_pairs([dest], view, history=history, now=1.0)
     assert [p.source for p in pairs] == [LAN3, None, LAN2]
+
+
+# ---------------------------------------------------------------- connectivity per family
+
+
+def _local(*texts: str) -> list[LocalAddress]:
+    return [LocalAddress(ipaddress.ip_address(t)) for t in texts]
+
+
+def test_family_connectivity_from_addresses() -> None:
+    from aioconnlist._io.connectivity import family_connectivity
+
+    def no_route() -> bool:
+        return False
+
+    def route() -> bool:
+        return True
+
+    v4, v6 = socket.AF_INET, socket.AF_INET6
+    assert family_connectivity(_local("127.0.0.1", "::1", "198.51.100.2"), no_route) == {v4}
+    assert family_connectivity(_local("fe80::1", "169.254.1.1", "198.51.100.2"), route) == {v4}
+    assert family_connectivity(_local("fd00::2", "198.51.100.2"), no_route) == {v4}
+    assert family_connectivity(_local("fd00::2", "198.51.100.2"), route) == {v4, v6}
+    assert family_connectivity(_local("2001:db8::2"), no_route) == {v6}
+
+
+async def test_resolution_does_not_wait_for_the_preferred_family_when_told() -> None:
+    import asyncio
+
+    from aioconnlist._io.resolve import FamilyLookups
+
+    loop = asyncio.get_running_loop()
+    never: asyncio.Future[list[str]] = loop.create_future()
+
+    async def lookup(family: socket.AddressFamily) -> list[str]:
+        if family == socket.AF_INET6:
+            return await never  # an AAAA answer that never comes
+        return ["a"]
+
+    lookups: FamilyLookups[str] = FamilyLookups(lookup)
+    start = loop.time()
+    try:
+        first = await lookups.first(30.0, None, prefer=socket.AF_INET)
+    finally:
+        await lookups.aclose()
+    assert first == ["a"] and loop.time() - start < 5.0

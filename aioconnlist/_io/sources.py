@@ -253,6 +253,8 @@ class KernelSourceCache:
                 if e.errno in RESOURCE_ERRNOS:
                     return (now, None)
                 result = None
+            if result is not None and locality(result) < locality(destination.ip):
+                result = None  # a link-local (or loopback) source cannot reach beyond it
         entry = (now + self._ttl, result)
         with self._lock:
             if len(self._entries) >= self._max_entries:
