@@ -148,6 +148,31 @@ class Interrupted(ConnectError, InterruptedError):
     """EINTR: also an `InterruptedError`."""
 
 
+# Not what a TCP connect reports, but an errno handed to ConnectError gets its class all the same.
+class FileNotFound(ConnectError, FileNotFoundError):
+    """ENOENT: also a `FileNotFoundError`."""
+
+
+class FileExists(ConnectError, FileExistsError):
+    """EEXIST: also a `FileExistsError`."""
+
+
+class NotADirectory(ConnectError, NotADirectoryError):
+    """ENOTDIR: also a `NotADirectoryError`."""
+
+
+class IsADirectory(ConnectError, IsADirectoryError):
+    """EISDIR: also an `IsADirectoryError`."""
+
+
+class ProcessLookup(ConnectError, ProcessLookupError):
+    """ESRCH: also a `ProcessLookupError`."""
+
+
+class ChildProcess(ConnectError, ChildProcessError):
+    """ECHILD: also a `ChildProcessError`."""
+
+
 def _by_errno() -> dict[int, type[ConnectError]]:
     """Each errno ``OSError(errno, ...)`` maps to a built-in subclass, with our class for it."""
     ours: tuple[type[ConnectError], ...] = (
@@ -159,6 +184,12 @@ def _by_errno() -> dict[int, type[ConnectError]]:
         TimedOut,
         WouldBlock,
         Interrupted,
+        FileNotFound,
+        FileExists,
+        NotADirectory,
+        IsADirectory,
+        ProcessLookup,
+        ChildProcess,
     )
     mapping: dict[int, type[ConnectError]] = {}
     for code in _errno.errorcode:
