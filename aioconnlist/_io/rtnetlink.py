@@ -26,7 +26,6 @@ import os
 import socket
 import struct
 import sys
-import threading
 from dataclasses import dataclass
 from typing import Literal
 
@@ -186,55 +185,50 @@ def available() -> bool:
 
 
 class RouteSocket:
-    """One ``NETLINK_ROUTE`` socket for ``RTM_GETROUTE`` requests, safe to share by threads."""
+    """A ``NETLINK_ROUTE`` socket for ``RTM_GETROUTE`` requests; a context manager (closed on
+    exit), so no descriptor outlives the questions asked on it."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sock: socket.socket | None = None
-        self._pid = 0
+        self._sock = socket.socket(
+            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
+        )
+        try:
+            self._sock.settimeout(1.0)  # the kernel answers at once; never hang a connect on it
+            self._sock.bind((0, 0))
+        except BaseException:
+            self._sock.close()
+            raise
 
-    def _socket(self) -> socket.socket:
-        sock = self._sock
-        if sock is None or self._pid != os.getpid():  # a forked child gets its own
-            sock = socket.socket(
-                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
-            )
-            sock.settimeout(1.0)  # the kernel answers at once; never hang a connect on it
-            sock.bind((0, 0))
-            self._sock, self._pid = sock, os.getpid()
-        return sock
+    def __enter__(self) -> RouteSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def route_get(
         self, destination: IPAddress, source: IPAddress | None = None, oif: int = 0
     ) -> Route:
         """``ip route get``: the route the kernel would use. ``OSError`` when there is none."""
-        with self._lock:
-            sequence = next(_sequence) & 0xFFFFFFFF
-            sock = self._socket()
-            sock.send(encode_route_request(destination, source, oif, sequence))
-            for _ in range(8):  # stale replies of an earlier, interrupted request are skipped
-                data = sock.recv(65536)
-                try:
-                    return parse_route_reply(data, sequence)
-                except OSError as e:
-                    if e.errno != 0:
-                        raise
-            raise OSError(0, "no netlink reply to the route request")
+        sequence = next(_sequence) & 0xFFFFFFFF
+        self._sock.send(encode_route_request(destination, source, oif, sequence))
+        for _ in range(8):  # stale replies of an earlier, interrupted request are skipped
+            data = self._sock.recv(65536)
+            try:
+                return parse_route_reply(data, sequence)
+            except OSError as e:
+                if e.errno != 0:
+                    raise
+        raise OSError(0, "no netlink reply to the route request")
 
     def close(self) -> None:
-        with self._lock:
-            if self._sock is not None:
-                self._sock.close()
-                self._sock = None
-
-
-_default = RouteSocket()
+        self._sock.close()
 
 
 def route_get(destination: IPAddress, source: IPAddress | None = None, oif: int = 0) -> Route:
     """The route the kernel would use towards ``destination`` (from ``source``, out of
     ``oif``), asked over rtnetlink without sending a packet; ``OSError`` when there is none."""
-    return _default.route_get(destination, source, oif)
+    with RouteSocket() as sock:
+        return sock.route_get(destination, source, oif)
 
 
 # --- interfaces ----------------------------------------------------------------------------
