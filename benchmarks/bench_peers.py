@@ -44,7 +44,7 @@ LIBRARIES = ("aioconnlist", "aiohappyeyeballs", "asyncio", "trio", "socket")
 ATTEMPT_DELAY = 0.25
 CALL_TIMEOUT = 2.0
 BUDGET = 5.0  # seconds per (library, scenario) before we stop repeating slow failures
-RUNS = {"healthy": 20, "broken6": 10, "multihomed": 8}
+RUNS = {"healthy": 20, "broken6": 10, "multihomed": 8, "lostsyn": 6}
 
 # ----------------------------------------------------------------------------- worker side
 
@@ -319,6 +319,22 @@ def main() -> int:
             print(
                 f"  {'PASS' if ok else 'FAIL'} {r['library']} pays the attempt delay every time: "
                 f"later {ms(r['later'])} ms >= {ATTEMPT_DELAY * 1000:.0f} ms"
+            )
+        failures += not ok
+    print("Checks (issue 14, lost SYNs):")
+    for r in (r for r in rows if r["scenario"].key == "lostsyn"):
+        if r["library"] == "aioconnlist":  # (a first connection also pays its warm-up)
+            limit = ATTEMPT_DELAY + (r["oracle"] or 0) + 0.010
+            ok = r["later"] is not None and r["later"] <= limit
+            print(
+                f"  {'PASS' if ok else 'FAIL'} aioconnlist: a backup attempt, later "
+                f"{ms(r['later'])} ms <= attempt delay + RTT + 10 ms = {limit * 1000:.1f} ms"
+            )
+        else:
+            ok = r["later"] is None or r["later"] >= 0.9
+            print(
+                f"  {'PASS' if ok else 'FAIL'} {r['library']} waits for the kernel's SYN "
+                f"retransmission: later {ms(r['later'])} ms >= 900 ms"
             )
         failures += not ok
     ok = elapsed < 120

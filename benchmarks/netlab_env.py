@@ -64,6 +64,14 @@ SCENARIOS = (
         (service_ip("kernel-source-broken", 4), delay_port(RTT)),
         oracle_source=C1_V4,
     ),
+    Scenario(
+        "lostsyn",
+        f"lost SYNs (each connection's first SYN lost; RTT {RTT * 1000:.0f} ms)",
+        "lossy.lab",
+        delay_port(RTT),
+        (service_ip("lossy", 4),),
+        (service_ip("ok", 4), delay_port(RTT)),  # the same path without the loss
+    ),
 )
 
 
@@ -77,7 +85,11 @@ def bench_lab() -> Iterator[NetLab]:
         for s in SCENARIOS:
             if not s.loopback:
                 for ip in s.addresses:
-                    role = "kernel-source-broken" if s.key == "multihomed" else "ok"
+                    role = {"multihomed": "kernel-source-broken", "lostsyn": "lossy"}.get(
+                        s.key, "ok"
+                    )
                     if ip == service_ip(role, 6 if ":" in ip else 4):
                         lab.endpoint(role, family=6 if ":" in ip else 4, port=s.port)
+            if s.oracle_target[0] == service_ip("ok", 4):
+                lab.endpoint("ok", port=s.oracle_target[1])
         yield lab

@@ -6,6 +6,7 @@ lab itself. Timings have generous bounds: the machine is shared.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 from collections.abc import Iterator
@@ -69,6 +70,7 @@ def test_never_around_a_black_holed_vpn(vpn_lab: NetLab, family: int) -> None:
 
 def test_vpn_host_alternates_are_classified(vpn_lab: NetLab) -> None:
     code = f"""
+import ipaddress
 import json
 import socket
 from aioconnlist._core.addresses import parse_address
@@ -126,6 +128,7 @@ def test_two_interfaces_with_and_without_a_policy_rule(rule: bool) -> None:
             hosts.no_policy_rule(lab)
         v4, v6 = lab.endpoint("ok"), lab.endpoint("ok", family=6)
         code = f"""
+import ipaddress
 import json
 import socket
 from aioconnlist._core.addresses import parse_address
@@ -180,3 +183,39 @@ print(json.dumps(asyncio.run(main())))
         assert out["peer"] == target(v4)[0], out
         assert out["took"] < 1.0, out  # not the 2 s resolution delay
         assert out["first"] == v4, out  # the race does not lead with IPv6
+
+
+def test_ipv4_literal_through_a_real_nat64() -> None:
+    """An IPv6-only host behind tayga: a plain socket to the IPv4 literal fails at once
+    (ENETUNREACH); the race discovers the NAT64 prefix (RFC 7050, ipv4only.arpa through the
+    system resolver) and connects through it, async and blocking; the server sees the
+    connection from tayga's IPv4 pool."""
+    require_netlab()
+    with NetLab.build("nat64") as lab:
+        ok = lab.endpoint("ok", port=9000)
+        with hosts.ipv6_only_with_nat64(lab):
+            code = f"""
+import asyncio, json
+import aioconnlist
+from aioconnlist import blocking
+
+async def main():
+    sock = await aioconnlist.connect_by_list(["{ok}"], timeout=5, history=None)
+    peer = sock.getpeername()[0]
+    sock.close()
+    return peer
+
+peer = asyncio.run(main())
+sock = blocking.create_connection(["{ok}"], timeout=5, history=None)
+print(json.dumps({{"async": peer, "blocking": sock.getpeername()[0]}}))
+sock.close()
+"""
+            out = json.loads(lab.client_python(code))
+            probe = lab.run_client({"probes": [{"target": target(ok), "timeout": 1}]})
+        synthesized = "2001:db8:64::c000:201"
+        assert out == {"async": synthesized, "blocking": synthesized}, out
+        [plain] = probe["probes"]
+        assert not plain["ok"] and plain["errno_name"] == "ENETUNREACH", plain
+        peers = [c["peer"][0] for c in lab.server_log()["connections"]]
+        assert len(peers) == 2, peers
+        assert all(ipaddress.ip_address(p) in ipaddress.ip_network(hosts.NAT64_POOL) for p in peers)

@@ -291,3 +291,58 @@ async def test_resolution_does_not_wait_for_the_preferred_family_when_told() -> 
     finally:
         await lookups.aclose()
     assert first == ["a"] and loop.time() - start < 5.0
+
+
+# ---------------------------------------------------------------- NAT64
+
+
+@pytest.mark.parametrize("length", [32, 40, 48, 56, 64, 96])
+def test_nat64_synthesis_round_trips_at_every_rfc6052_length(length: int) -> None:
+    from aioconnlist._io import nat64
+
+    prefix = ipaddress.IPv6Network(("2001:db8:6400::", length), strict=False)
+    v4 = ipaddress.IPv4Address("192.0.2.33")
+    v6 = nat64.synthesize(prefix, v4)
+    assert v6 in prefix and v6.packed[8] == 0
+    assert nat64.extract(prefix, v6) == v4
+    wka = nat64.synthesize(prefix, nat64.WELL_KNOWN_IPV4[0])
+    assert nat64.prefixes_from_answers([wka]) == (prefix,)
+
+
+def test_nat64_examples_of_rfc6052() -> None:
+    from aioconnlist._io import nat64
+
+    v4 = ipaddress.IPv4Address("192.0.2.33")
+    cases = {  # RFC 6052 §2.4's table
+        "2001:db8::/32": "2001:db8:c000:221::",
+        "2001:db8:100::/40": "2001:db8:1c0:2:21::",
+        "2001:db8:122::/48": "2001:db8:122:c000:2:2100::",
+        "2001:db8:122:300::/56": "2001:db8:122:3c0:0:221::",
+        "2001:db8:122:344::/64": "2001:db8:122:344:c0:2:2100:0",
+        "2001:db8:122:344::/96": "2001:db8:122:344::192.0.2.33",
+        "64:ff9b::/96": "64:ff9b::192.0.2.33",
+    }
+    for prefix, expected in cases.items():
+        assert nat64.synthesize(ipaddress.IPv6Network(prefix), v4) == ipaddress.ip_address(expected)
+
+
+def test_nat64_discovery_ignores_answers_without_a_well_known_address() -> None:
+    from aioconnlist._io import nat64
+
+    answers = [ipaddress.IPv6Address("2001:db8::1"), ipaddress.IPv6Address("64:ff9b::c000:aa")]
+    assert nat64.prefixes_from_answers(answers) == (ipaddress.IPv6Network("64:ff9b::/96"),)
+    with pytest.raises(ValueError):
+        nat64.synthesize(ipaddress.IPv6Network("2001:db8::/80"), ipaddress.IPv4Address("1.2.3.4"))
+
+
+def test_synthesized_destinations_rank_as_the_ipv4_they_stand_for() -> None:
+    v6 = parse_address("[2001:db8:f::1]:80")
+    synthesized = parse_address("[2001:db8:64::c000:201]:80")
+    other = parse_address("[2001:db8:f::2]:80")
+    source = ipaddress.ip_address("2001:db8:a::2")
+    kernel = {v6.ip: source, synthesized.ip: source, other.ip: source}
+    nat = {synthesized.ip: ipaddress.ip_address("192.0.2.1")}
+    view = SourceView("kernel", (), kernel, nat64=nat)  # type: ignore[arg-type]
+    pairs = plan_pairs([synthesized, v6, other], view, history=None, now=0.0)
+    # native IPv6 first (precedence 40 > 35), then the "IPv4" one interleaved as a family
+    assert [p.destination for p in pairs] == [v6, synthesized, other]

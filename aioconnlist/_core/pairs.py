@@ -78,13 +78,16 @@ class SourceView:
 
     ``kernel_choice`` maps a destination's IP to the kernel-chosen source (absent or ``None``:
     unknown or no route). ``routes`` (mode "auto") maps (source IP, destination IP) of an
-    alternate pair to `ROUTE_OTHER` or `ROUTE_NEVER`; absent means `ROUTE_OWN`.
+    alternate pair to `ROUTE_OTHER` or `ROUTE_NEVER`; absent means `ROUTE_OWN`. ``nat64``
+    maps NAT64-synthesized destinations to the IPv4 addresses they stand for.
     """
 
     mode: SourceMode
     local: tuple[LocalAddress, ...] = ()
     kernel_choice: Mapping[IPAddress, IPAddress | None] = field(default_factory=dict)
     routes: Mapping[tuple[IPAddress, IPAddress], int] = field(default_factory=dict)
+    #: synthesized (NAT64) IPv6 destination -> the IPv4 address it stands for (ranked as that)
+    nat64: Mapping[IPAddress, IPAddress] = field(default_factory=dict)
 
 
 # --- suitability of a (source, destination) pair (SPEC §2.1) ----------------------------------

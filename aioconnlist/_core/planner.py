@@ -160,16 +160,20 @@ def _order_destinations(
     demoted: _Demoted,
     deprecated: frozenset[IPAddress],
     interleave: int,
+    nat64: Mapping[IPAddress, IPAddress] | None = None,
 ) -> list[int]:
     """Indices into ``pairs`` (one representative pair per destination) in plan order.
 
     ``ranks`` None (no history): the key is the cached RFC 6724 tuple alone (the hot path).
+    ``nat64``: synthesized destinations, ranked (and interleaved) as the IPv4 they stand for.
     """
     rfc6724_key = _rfc6724_key
     keys: list[tuple[object, ...]] = []
     for i, pair in enumerate(pairs):
         ks = pair.kernel_source
         dest_ip = pair.destination.ip
+        if nat64 and dest_ip in nat64:
+            dest_ip = ks = nat64[dest_ip]  # as an IPv4 destination with a matching source
         dest = int(dest_ip) | V4_MAPPED if dest_ip.version == 4 else int(dest_ip)
         if ks is None:
             full, head, rule9 = rfc6724_key(dest, _NO_SOURCE, False)
@@ -190,10 +194,15 @@ def _order_destinations(
         split = next((n for n, key in enumerate(keys) if key[0][0]), len(keys))  # type: ignore[index]
     else:
         split = next((n for n, key in enumerate(keys) if key[0]), len(keys))
-    versions = [pairs[i].destination.ip.version for i in order]
+    versions = [_version(pairs[i], nat64) for i in order]
     healthy = _interleave(order[:split], versions[:split], interleave)
     known_bad = _interleave(order[split:], versions[split:], interleave)
     return healthy + known_bad
+
+
+def _version(pair: Pair, nat64: Mapping[IPAddress, IPAddress] | None) -> int:
+    ip = pair.destination.ip
+    return 4 if nat64 and ip in nat64 else ip.version
 
 
 def _check_interleave(interleave: int) -> None:
@@ -226,7 +235,9 @@ def plan_pairs(
         if sort:
             ranks, demoted = _history_view(history, kernel_pairs, now)
             deprecated = frozenset(s.ip for s in sources.local if s.deprecated)
-            order = _order_destinations(kernel_pairs, ranks, demoted, deprecated, interleave)
+            order = _order_destinations(
+                kernel_pairs, ranks, demoted, deprecated, interleave, sources.nat64
+            )
             kernel_pairs = [kernel_pairs[i] for i in order]
         else:
             kernel_pairs = _interleave_pairs(kernel_pairs, interleave)

@@ -22,6 +22,7 @@ from .._core.events import Attempt
 from .._core.options import Options
 from .._core.pairs import Pair
 from .._core.race import Race, delay_after
+from .._io.nat64 import through_nat64_async
 from .._io.sources import invalidate
 from .planning import new_race, no_usable_pair, plan_race
 from .sockets import SocketFactory, default_socket_factory, open_attempt_socket
@@ -114,7 +115,7 @@ async def race(
     loop = asyncio.get_running_loop()
     factory = socket_factory or default_socket_factory
     start = loop.time()
-    known = list(destinations)
+    known = list(await through_nat64_async(destinations, loop))
     pairs = plan_race(known, options, start) if known else []
     if not pairs and more_destinations is None:
         raise no_usable_pair(known)

@@ -3,6 +3,7 @@ the `Race` that runs it."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from .._core.options import Options
 from .._core.pairs import Pair
 from .._core.planner import plan_pairs
 from .._core.race import Race
+from .._io.nat64 import synthesized_map
 from .._io.sources import gather_sources_until, sources_generation
 
 
@@ -65,6 +67,9 @@ def plan_race(destinations: Sequence[Endpoint], options: Options, now: float) ->
         return cached.pairs
     version = None if history is None else history.order_version
     view, sources_until = gather_sources_until(destinations, options.local_addresses)
+    synthesized = synthesized_map(destinations)
+    if synthesized:
+        view = dataclasses.replace(view, nat64=synthesized)
     pairs = plan_pairs(
         destinations,
         view,

@@ -28,6 +28,7 @@ from .._core.events import Attempt
 from .._core.options import Options
 from .._core.pairs import Pair
 from .._core.race import Race, delay_after
+from .._io.nat64 import through_nat64
 from .._io.sources import invalidate
 from .planning import new_race, no_usable_pair, plan_race
 from .sockets import SocketFactory, open_attempt_socket
@@ -210,6 +211,8 @@ def race(
     on every exit.
     """
     clock = time.monotonic  # the event loop's clock too: history keeps one time scale
+    if sockets.own is None or sockets.own_family == socket.AF_INET6:
+        destinations = list(through_nat64(destinations))  # (an AF_INET socket cannot use it)
     start = clock()
     pairs = plan_race(destinations, options, start)
     if not pairs:

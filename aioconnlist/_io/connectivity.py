@@ -68,7 +68,11 @@ def connected_families(now: float | None = None) -> frozenset[socket.AddressFami
     cached = _cached
     if cached is not None and now < cached[0]:
         return cached[1]
-    families = family_connectivity(sources.machine_addresses(now), _global_v6_route)
+    try:
+        local = sources.machine_addresses(now)
+    except OSError:  # out of descriptors, say: assume both families, decide nothing
+        return frozenset((socket.AF_INET, socket.AF_INET6))
+    families = family_connectivity(local, _global_v6_route)
     _cached = (now + CACHE_TTL, families)
     return families
 

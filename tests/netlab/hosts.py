@@ -12,11 +12,33 @@ tests/test_netlab.py keeps its shape.
 - `no_policy_rule`: c1's address loses its ``from C1 lookup 101`` rule: a two-interface host
   under the weak host model, where packets from c1's address leave through c0.
 - `link_local_ipv6_only`: the host's IPv6 is link-local (and a ULA without route) only.
+- `ipv6_only_with_nat64`: the host is IPv6-only behind a real NAT64 (Debian's tayga in the
+  server namespace) with a DNS64 answer for ``ipv4only.arpa``.
 """
 
 from __future__ import annotations
 
-from .lab import C0_V4, C0_V6, C1_V4, C1_V6, S0_V4, S0_V6, SERVICE_V4, SERVICE_V6, NetLab
+import contextlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .lab import (
+    C0_V4,
+    C0_V6,
+    C1_V4,
+    C1_V6,
+    NETNS_EXEC,
+    REPO,
+    S0_V4,
+    S0_V6,
+    SERVICE_V4,
+    SERVICE_V6,
+    NetLab,
+)
 
 TUN = "tun0"
 TUN_V4, TUN_V6 = "203.0.113.2", "2001:db8:7::2"
@@ -64,3 +86,89 @@ def link_local_ipv6_only(lab: NetLab) -> None:
         ],
         family=6,
     )
+
+
+# ---------------------------------------------------------------- NAT64
+
+NAT64_PREFIX = "2001:db8:64::/96"  # network-specific: tayga refuses 64:ff9b::/96 for TEST-NETs
+NAT64_POOL = "198.51.100.224/27"  # the IPv4 addresses tayga maps IPv6 clients to
+NAT64_V4 = "198.51.100.254"
+DNS64_ANSWERS = ["2001:db8:64::c000:aa", "2001:db8:64::c000:ab"]  # ipv4only.arpa's AAAA
+
+_DNS_SERVER = """
+import asyncio, sys
+sys.path.insert(0, {repo!r})
+from tests.dnsserver import DelayedDNSServer
+
+async def main():
+    records = {{"ipv4only.arpa": {{"AAAA": {answers!r}}}}}
+    async with DelayedDNSServer(records, host="::1", bind_port=53):
+        print("ready", flush=True)
+        await asyncio.get_running_loop().connect_read_pipe(asyncio.Protocol, sys.stdin)
+        while sys.stdin.readable():
+            await asyncio.sleep(3600)  # ends when the test closes stdin (EOF kills the loop)
+
+asyncio.run(main())
+"""
+
+
+@contextlib.contextmanager
+def ipv6_only_with_nat64(lab: NetLab) -> Iterator[None]:
+    """The client loses its IPv4 addresses (IPv6-only); the server namespace becomes a NAT64
+    router (tayga, prefix `NAT64_PREFIX`); a DNS64 server on the client's ::1:53 answers
+    ``ipv4only.arpa`` (the system resolver asks it: /etc/netns/CLI/resolv.conf)."""
+    if shutil.which("tayga") is None:
+        raise RuntimeError("the NAT64 lab needs Debian's tayga (.ci/netlab-deps.sh installs it)")
+    work = Path(tempfile.mkdtemp(prefix="aclab-nat64-"))
+    conf = work / "tayga.conf"
+    conf.write_text(
+        f"tun-device nat64\nipv4-addr {NAT64_V4}\nprefix {NAT64_PREFIX}\n"
+        f"dynamic-pool {NAT64_POOL}\ndata-dir {work}\n"
+    )
+    srv = lab.server_ns
+    lab.ns_run(srv, "tayga", "-c", str(conf), "--mktun")
+    for step in (
+        "link set nat64 up",
+        f"route add {NAT64_POOL} dev nat64",
+        f"-6 route add {NAT64_PREFIX} dev nat64",
+    ):
+        lab.ns_run(srv, "ip", *step.split())
+    lab.ns_run(
+        srv,
+        "sh",
+        "-c",
+        "echo 1 > /proc/sys/net/ipv4/ip_forward; echo 1 > /proc/sys/net/ipv6/conf/all/forwarding",
+    )
+    lab.client_batch([f"addr del {C0_V4}/28 dev c0", f"addr del {C1_V4}/28 dev c1"])
+    lab.client_batch([f"route add {NAT64_PREFIX} via {S0_V6} dev c0"], family=6)
+    netns_dir = Path("/etc/netns") / lab.client_ns
+    netns_dir.mkdir(parents=True, exist_ok=True)
+    (netns_dir / "resolv.conf").write_text("nameserver ::1\noptions timeout:1 attempts:1\n")
+    if lab.hosts_dir is None:
+        lab.hosts_dir = netns_dir  # removed by the lab's teardown
+    tayga = subprocess.Popen(
+        [*NETNS_EXEC, srv, "tayga", "-c", str(conf), "-n"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    dns = subprocess.Popen(
+        [*NETNS_EXEC, lab.client_ns, sys.executable, "-c",
+         _DNS_SERVER.format(repo=str(REPO), answers=DNS64_ANSWERS)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert dns.stdout is not None
+        if dns.stdout.readline().strip() != "ready":
+            raise RuntimeError("the DNS64 server did not start")
+        yield
+    finally:
+        for proc in (dns, tayga):  # our own children, by their pids
+            proc.kill()
+            proc.wait(timeout=10)
+        if dns.stdin is not None:
+            dns.stdin.close()
+        if dns.stdout is not None:
+            dns.stdout.close()
+        shutil.rmtree(work, ignore_errors=True)
