@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests.netlab import hosts as lab_hosts  # noqa: E402
 from tests.netlab import netlab_problem  # noqa: E402
 from tests.netlab.lab import C1_V4, NetLab, delay_port, service_ip  # noqa: E402
 
@@ -93,3 +94,38 @@ def bench_lab() -> Iterator[NetLab]:
             if s.oracle_target[0] == service_ip("ok", 4):
                 lab.endpoint("ok", port=s.oracle_target[1])
         yield lab
+
+
+# Networks that need a lab of their own shape (tests.netlab.hosts), one lab each.
+SPECIAL_SCENARIOS = (
+    Scenario(
+        "vpn",
+        "VPN host, tunnel black-holed (a LAN route exists for LAN-sourced packets)",
+        "vpn.lab",
+        delay_port(RTT),
+        (service_ip("ok", 4),),
+        (service_ip("ok", 4), delay_port(RTT)),  # the tunnel: times out for every library
+    ),
+    Scenario(
+        "nat64",
+        f"IPv6-only host, NAT64 (tayga), an IPv4-only name, {RTT * 1000:.0f} ms",
+        "nat64.lab",
+        delay_port(RTT),
+        (service_ip("ok", 4),),
+        (str(lab_hosts.nat64_synthesize(service_ip("ok", 4))), delay_port(RTT)),
+    ),
+)
+
+
+@contextlib.contextmanager
+def special_lab(scenario: Scenario) -> Iterator[NetLab]:
+    with NetLab.build(
+        f"bench-{scenario.key}", hosts={scenario.host: list(scenario.addresses)}
+    ) as lab:
+        lab.endpoint("ok", port=scenario.port)
+        if scenario.key == "vpn":
+            lab_hosts.vpn_host(lab)
+            yield lab
+        else:
+            with lab_hosts.ipv6_only_with_nat64(lab):
+                yield lab

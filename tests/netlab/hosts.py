@@ -95,6 +95,15 @@ NAT64_POOL = "198.51.100.224/27"  # the IPv4 addresses tayga maps IPv6 clients t
 NAT64_V4 = "198.51.100.254"
 DNS64_ANSWERS = ["2001:db8:64::c000:aa", "2001:db8:64::c000:ab"]  # ipv4only.arpa's AAAA
 
+
+def nat64_synthesize(ipv4: str) -> str:
+    """The address of ``ipv4`` behind the lab's NAT64 (a /96: the IPv4 in the last 32 bits)."""
+    import ipaddress
+
+    prefix = ipaddress.IPv6Network(NAT64_PREFIX)
+    return str(prefix.network_address + int(ipaddress.IPv4Address(ipv4)))
+
+
 _DNS_SERVER = """
 import asyncio, sys
 sys.path.insert(0, {repo!r})
