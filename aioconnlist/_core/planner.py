@@ -35,6 +35,12 @@ Order of the plan (SPEC §2.1-2.2):
    scope as the destination, same label, longest common prefix, machine order. Mode
    "explicit": destination by destination, each with its sources in the caller's order
    (``sort=True``: stable-sorted by failure evidence, path demotion and history rank only).
+5. The kernel's routes (mode "auto", ``SourceView.routes``): an alternate pair that would
+   take traffic off a tunnel the kernel's own route uses, or send a bridge/TAP address outside
+   its segment (`ROUTE_NEVER`), is never produced; one the kernel would route out of another
+   interface than its source's (`ROUTE_OTHER`, the weak host model) goes after every other
+   pair, a kernel pair with failure evidence included. NAT64-synthesized destinations
+   (``SourceView.nat64``) are ranked and interleaved as the IPv4 addresses they stand for.
 """
 
 from __future__ import annotations
