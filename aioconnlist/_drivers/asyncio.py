@@ -13,7 +13,9 @@ including one that connected in the same loop tick as the winner, or just before
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -22,6 +24,7 @@ from .._core.events import Attempt
 from .._core.options import Options
 from .._core.pairs import Pair
 from .._core.race import Race, delay_after
+from .._io.nat64 import needed as nat64_needed
 from .._io.nat64 import through_nat64_async
 from .._io.sources import invalidate
 from .planning import new_race, no_usable_pair, plan_race
@@ -67,19 +70,81 @@ async def _sock_connect(
     except NotImplementedError:
         await loop.sock_connect(sock, address)
         return False
-    timer = None if backup_at is None else loop.call_at(backup_at, _backup_due, fut)
+    clock = None if backup_at is None else _backup_clock(loop)
+    if clock is not None:
+        clock.add(fut, backup_at)  # type: ignore[arg-type]
     try:
         return bool(await fut)
     finally:
         loop.remove_writer(fd)
-        if timer is not None:
-            timer.cancel()
+        if clock is not None:
+            clock.pending.pop(fut, None)
         del fut  # no frame -> future -> exception -> traceback -> frame cycle
 
 
-def _backup_due(fut: asyncio.Future[Any]) -> None:
-    if not fut.done():
-        fut.set_result(True)
+class _BackupClock:
+    """One timer per event loop for the backup times of every single-pair connect in flight.
+
+    A connect registers its future and backup time and removes it when it ends (two dict
+    operations); the one timer fires at the earliest registered time, resolves the futures
+    that are due (their connects are then raced with a backup) and re-arms itself for the
+    next. Cheaper than a timer per connect, whose creation and cancellation would cost as
+    much as the rest of a healthy loopback connect.
+    """
+
+    __slots__ = ("__weakref__", "pending", "timer", "timer_at")
+
+    def __init__(self) -> None:
+        # (no reference to the loop: the clock is the loop's value in a weak mapping)
+        self.pending: dict[asyncio.Future[bool], float] = {}
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = math.inf
+
+    def add(self, fut: asyncio.Future[bool], at: float) -> None:
+        self.pending[fut] = at
+        if at < self.timer_at:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = fut.get_loop().call_at(at, self._fire)
+            self.timer_at = at
+
+    def _fire(self) -> None:
+        self.timer, self.timer_at = None, math.inf
+        if not self.pending:
+            return
+        loop = next(iter(self.pending)).get_loop()
+        now = loop.time() + 0.001  # asyncio may run a timer up to 1 ms early
+        following = math.inf
+        for fut, at in list(self.pending.items()):
+            if at <= now:
+                del self.pending[fut]
+                if not fut.done():
+                    fut.set_result(True)
+            elif at < following:
+                following = at
+        if following < math.inf:
+            self.timer = loop.call_at(following, self._fire)
+            self.timer_at = following
+
+
+_BACKUP_CLOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _BackupClock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+_last_clock: tuple[weakref.ref[asyncio.AbstractEventLoop], _BackupClock] | None = None
+
+
+def _backup_clock(loop: asyncio.AbstractEventLoop) -> _BackupClock:
+    global _last_clock
+    last = _last_clock  # the last loop's clock: one weakref call, no dict lookup
+    if last is not None and last[0]() is loop:
+        return last[1]
+    clock = _BACKUP_CLOCKS.get(loop)
+    if clock is None:
+        clock = _BACKUP_CLOCKS[loop] = _BackupClock()
+    _last_clock = (weakref.ref(loop), clock)
+    return clock
 
 
 def _connect_done(fut: asyncio.Future[bool], sock: socket.socket, address: object) -> None:
@@ -115,7 +180,9 @@ async def race(
     loop = asyncio.get_running_loop()
     factory = socket_factory or default_socket_factory
     start = loop.time()
-    known = list(await through_nat64_async(destinations, loop))
+    known = list(destinations)
+    if nat64_needed(known):
+        known = list(await through_nat64_async(known, loop))
     pairs = plan_race(known, options, start) if known else []
     if not pairs and more_destinations is None:
         raise no_usable_pair(known)

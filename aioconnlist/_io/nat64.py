@@ -202,8 +202,11 @@ def set_resolver(lookup: AAAALookup | None, async_lookup: AsyncAAAALookup | None
 
 def needed(destinations: Sequence[Endpoint]) -> bool:
     """Whether the list has IPv4 destinations and the host has IPv6 but no IPv4 connectivity."""
-    if not any(d.ip.version == 4 for d in destinations):
-        return False
+    for d in destinations:
+        if d.ip.version == 4 and int(d.ip) >> 24 != 127:
+            break
+    else:
+        return False  # no IPv4 destination beyond loopback
     families = connectivity.connected_families()
     return socket.AF_INET not in families and socket.AF_INET6 in families
 
