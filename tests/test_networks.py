@@ -12,6 +12,7 @@ import struct
 import pytest
 
 from aioconnlist._core.addresses import parse_address
+from aioconnlist._core.events import RaceEvent
 from aioconnlist._core.history import PairHistory
 from aioconnlist._core.options import make_options
 from aioconnlist._core.pairs import (
@@ -26,6 +27,7 @@ from aioconnlist._core.race import Race
 from aioconnlist._io import rtnetlink
 from aioconnlist._io.sources import route_class
 from tests.simulation import kernel_pairs, simulate
+from tests.support import BlackHole, fd_count
 
 A, B = "192.0.2.1:80", "192.0.2.2:80"
 
@@ -346,3 +348,59 @@ def test_synthesized_destinations_rank_as_the_ipv4_they_stand_for() -> None:
     pairs = plan_pairs([synthesized, v6, other], view, history=None, now=0.0)
     # native IPv6 first (precedence 40 > 35), then the "IPv4" one interleaved as a family
     assert [p.destination for p in pairs] == [v6, synthesized, other]
+
+
+# ---------------------------------------------------------------- backups on real sockets
+
+
+@pytest.mark.both_loops
+async def test_single_pair_backup_on_loopback_concurrent_races(black_hole: BlackHole) -> None:
+    """Two concurrent single-pair races to a black hole, with different delays: each gets its
+    backup (a second socket) after its own delay, then times out; nothing leaks."""
+    import asyncio
+
+    import aioconnlist
+
+    before = fd_count()
+    seen: dict[float, list[RaceEvent]] = {0.05: [], 0.12: []}
+
+    async def one(delay: float) -> OSError:
+        try:
+            sock = await aioconnlist.connect_by_list(
+                [black_hole.address],
+                local_addresses=None,
+                history=None,
+                attempt_delay=delay,
+                timeout=0.4,
+                on_event=seen[delay].append,
+            )
+        except OSError as e:
+            return e
+        sock.close()
+        raise AssertionError("a black hole connected")
+
+    errors = await asyncio.gather(one(0.05), one(0.12))
+    assert all(e.errno == errno.ETIMEDOUT for e in errors)
+    for delay, events in seen.items():
+        starts = [e for e in events if e.kind == "started"]
+        assert [e.backup for e in starts] == [False, True], events
+        assert starts[1].time >= delay - 0.005, (delay, starts[1].time)
+    assert fd_count() == before
+
+
+def test_blocking_single_pair_backup_on_loopback(black_hole: BlackHole) -> None:
+    from aioconnlist import blocking
+
+    before = fd_count()
+    events: list[RaceEvent] = []
+    with pytest.raises(TimeoutError):
+        blocking.create_connection(
+            [black_hole.address],
+            timeout=0.3,
+            local_addresses=None,
+            history=None,
+            attempt_delay=0.05,
+            on_event=events.append,
+        )
+    assert [e.backup for e in events if e.kind == "started"] == [False, True], events
+    assert fd_count() == before
