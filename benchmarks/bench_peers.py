@@ -46,7 +46,15 @@ ATTEMPT_DELAY = 0.25
 CALL_TIMEOUT = 2.0
 FAILED = -1.0  # a connection that failed with an error other than the timeout
 BUDGET = 5.0  # seconds per (library, scenario) before we stop repeating slow failures
-RUNS = {"healthy": 20, "broken6": 10, "multihomed": 8, "lostsyn": 6, "vpn": 3, "nat64": 10}
+RUNS = {
+    "healthy": 20,
+    "broken6": 10,
+    "multihomed": 8,
+    "lostsyn": 6,
+    "vpn": 3,
+    "nat64": 10,
+    "v6linklocal": 8,
+}
 
 # ----------------------------------------------------------------------------- worker side
 
@@ -71,9 +79,14 @@ def loopback_listener(port: int) -> None:
     threading.Thread(target=serve, daemon=True).start()
 
 
-async def connect_async(library: str, host: str, port: int) -> None:
+async def connect_async(library: str, host: str, port: int, by_name: bool = False) -> None:
     loop = asyncio.get_running_loop()
-    if library == "aioconnlist":
+    if library == "aioconnlist" and by_name:
+        import aioconnlist  # imported before timing by preload()
+
+        sock = await aioconnlist.connect_by_name(host, port, timeout=CALL_TIMEOUT)
+        sock.close()
+    elif library == "aioconnlist":
         import aioconnlist  # imported before timing by preload()
 
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -175,7 +188,7 @@ def timed_runs(job: dict[str, Any]) -> dict[str, Any]:
             while more():
                 start = time.perf_counter()
                 try:
-                    await connect_async(library, host, port)
+                    await connect_async(library, host, port, job.get("by_name", False))
                     note(start, None)
                 except (OSError, asyncio.TimeoutError) as e:
                     note(start, e)
@@ -250,7 +263,7 @@ def summarize(times: list[float | None]) -> tuple[float | None, float | None, in
 def run_scenario(lab: Any, sc: Any, libraries: Sequence[str]) -> list[dict[str, Any]]:
     """Every library on scenario ``sc`` in ``lab``, with the oracle first."""
     rows = []
-    base = {"host": sc.host, "port": sc.port, "loopback": sc.loopback}
+    base = {"host": sc.host, "port": sc.port, "loopback": sc.loopback, "by_name": sc.by_name}
     oracle_job = {
         **base,
         "library": "oracle",
@@ -355,7 +368,7 @@ def main() -> int:
                 f"retransmission: later {ms(r['later'])} ms >= 900 ms"
             )
         failures += not ok
-    print("Checks (issue 14, a black-holed VPN and an IPv6-only host behind NAT64):")
+    print("Checks (issue 14, a black-holed VPN, NAT64, no IPv6 connectivity):")
     for r in (r for r in rows if r["scenario"].key == "vpn"):
         ok = r["library"] != "aioconnlist" or (r["first"] is None and r["later"] is None)
         if r["library"] == "aioconnlist":
@@ -368,6 +381,16 @@ def main() -> int:
             print(
                 f"  {'PASS' if ok else 'FAIL'} aioconnlist reaches the IPv4 literal through NAT64: "
                 f"later {ms(r['later'])} ms <= 1.5 x oracle + 10 ms = {limit * 1000:.1f} ms"
+            )
+            failures += not ok
+    for r in (r for r in rows if r["scenario"].key == "v6linklocal"):
+        if r["library"] == "aioconnlist":
+            limit = 1.5 * (r["oracle"] or 0) + 0.010
+            ok = r["later"] is not None and 0 < r["later"] <= limit
+            print(
+                f"  {'PASS' if ok else 'FAIL'} aioconnlist does not wait for AAAA without IPv6 "
+                f"connectivity: later {ms(r['later'])} ms <= 1.5 x oracle + 10 ms = "
+                f"{limit * 1000:.1f} ms"
             )
             failures += not ok
     ok = elapsed < 150

@@ -23,6 +23,7 @@ from tests.netlab import netlab_problem  # noqa: E402
 from tests.netlab.lab import C1_V4, NetLab, delay_port, service_ip  # noqa: E402
 
 RTT = 0.02  # the working path's SYN delay in the lab scenarios
+AAAA_DELAY = 0.3  # the late AAAA answer of the link-local-only host's name
 LOOPBACK_PORT = 9555  # the worker's own listener on ::1 and 127.0.0.1 (client namespace)
 
 
@@ -36,6 +37,7 @@ class Scenario:
     oracle_target: tuple[str, int]  # the working path: a plain connect here is the oracle
     oracle_source: str | None = None
     loopback: bool = False  # the worker listens itself (loopback is per namespace)
+    by_name: bool = False  # aioconnlist resolves with connect_by_name (not getaddrinfo)
 
 
 SCENARIOS = (
@@ -114,18 +116,32 @@ SPECIAL_SCENARIOS = (
         (service_ip("ok", 4),),
         (str(lab_hosts.nat64_synthesize(service_ip("ok", 4))), delay_port(RTT)),
     ),
+    Scenario(
+        "v6linklocal",
+        f"IPv6 link-local only, dual-stack name, AAAA answer {AAAA_DELAY * 1000:.0f} ms late",
+        "dual.lab",
+        delay_port(RTT),
+        (service_ip("ok", 6), service_ip("ok", 4)),  # served by the lab's DNS server
+        (service_ip("ok", 4), delay_port(RTT)),
+        by_name=True,
+    ),
 )
 
 
 @contextlib.contextmanager
 def special_lab(scenario: Scenario) -> Iterator[NetLab]:
-    with NetLab.build(
-        f"bench-{scenario.key}", hosts={scenario.host: list(scenario.addresses)}
-    ) as lab:
+    hosts = {} if scenario.by_name else {scenario.host: list(scenario.addresses)}
+    with NetLab.build(f"bench-{scenario.key}", hosts=hosts) as lab:
         lab.endpoint("ok", port=scenario.port)
         if scenario.key == "vpn":
             lab_hosts.vpn_host(lab)
             yield lab
+        elif scenario.key == "v6linklocal":
+            lab_hosts.link_local_ipv6_only(lab)
+            v6, v4 = scenario.addresses
+            records = {scenario.host: {"AAAA": [v6], "A": [v4]}}
+            with lab_hosts.dns_server(lab, records, {"AAAA": AAAA_DELAY}):
+                yield lab
         else:
             with lab_hosts.ipv6_only_with_nat64(lab):
                 yield lab

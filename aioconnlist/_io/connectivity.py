@@ -51,6 +51,7 @@ def family_connectivity(
 def _global_v6_route() -> bool:
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.setblocking(False)  # (never waits; no blocking call on an event loop)
             s.connect((str(GLOBAL_V6_PROBE), 9))  # UDP connect: a route lookup, nothing sent
     except OSError:
         return False

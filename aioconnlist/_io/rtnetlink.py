@@ -193,7 +193,9 @@ class RouteSocket:
             socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
         )
         try:
-            self._sock.settimeout(1.0)  # the kernel answers at once; never hang a connect on it
+            # non-blocking: the kernel answers a route request before send() returns, so the
+            # reply is read at once, and no blocking socket call happens on an event loop
+            self._sock.setblocking(False)
             self._sock.bind((0, 0))
         except BaseException:
             self._sock.close()
@@ -212,7 +214,10 @@ class RouteSocket:
         sequence = next(_sequence) & 0xFFFFFFFF
         self._sock.send(encode_route_request(destination, source, oif, sequence))
         for _ in range(8):  # stale replies of an earlier, interrupted request are skipped
-            data = self._sock.recv(65536)
+            try:
+                data = self._sock.recv(65536)
+            except BlockingIOError:
+                raise OSError(0, "no netlink reply to the route request") from None
             try:
                 return parse_route_reply(data, sequence)
             except OSError as e:

@@ -110,8 +110,8 @@ sys.path.insert(0, {repo!r})
 from tests.dnsserver import DelayedDNSServer
 
 async def main():
-    records = {{"ipv4only.arpa": {{"AAAA": {answers!r}}}}}
-    async with DelayedDNSServer(records, host="::1", bind_port=53):
+    records, delays = {records!r}, {delays!r}
+    async with DelayedDNSServer(records, delays, host={host!r}, bind_port=53):
         print("ready", flush=True)
         await asyncio.get_running_loop().connect_read_pipe(asyncio.Protocol, sys.stdin)
         while sys.stdin.readable():
@@ -150,34 +150,51 @@ def ipv6_only_with_nat64(lab: NetLab) -> Iterator[None]:
     )
     lab.client_batch([f"addr del {C0_V4}/28 dev c0", f"addr del {C1_V4}/28 dev c1"])
     lab.client_batch([f"route add {NAT64_PREFIX} via {S0_V6} dev c0"], family=6)
-    netns_dir = Path("/etc/netns") / lab.client_ns
-    netns_dir.mkdir(parents=True, exist_ok=True)
-    (netns_dir / "resolv.conf").write_text("nameserver ::1\noptions timeout:1 attempts:1\n")
-    if lab.hosts_dir is None:
-        lab.hosts_dir = netns_dir  # removed by the lab's teardown
     tayga = subprocess.Popen(
         [*NETNS_EXEC, srv, "tayga", "-c", str(conf), "-n"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    try:
+        with dns_server(lab, {"ipv4only.arpa": {"AAAA": DNS64_ANSWERS}}, host="::1"):
+            yield
+    finally:
+        tayga.kill()  # our own child, by its pid
+        tayga.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def dns_server(
+    lab: NetLab,
+    records: dict[str, dict[str, list[str]]],
+    delays: dict[str, float] | None = None,
+    host: str = "127.0.0.1",
+) -> Iterator[None]:
+    """A DNS server on the client's loopback port 53 (`tests.dnsserver.DelayedDNSServer`:
+    each record type answered after its delay), the client's system resolver pointed at it
+    (/etc/netns/CLI/resolv.conf, bind-mounted by ``ip netns exec``)."""
+    netns_dir = Path("/etc/netns") / lab.client_ns
+    netns_dir.mkdir(parents=True, exist_ok=True)
+    (netns_dir / "resolv.conf").write_text(f"nameserver {host}\noptions timeout:2 attempts:1\n")
+    if lab.hosts_dir is None:
+        lab.hosts_dir = netns_dir  # removed by the lab's teardown
+    program = _DNS_SERVER.format(repo=str(REPO), records=records, delays=delays or {}, host=host)
     dns = subprocess.Popen(
-        [*NETNS_EXEC, lab.client_ns, sys.executable, "-c",
-         _DNS_SERVER.format(repo=str(REPO), answers=DNS64_ANSWERS)],
+        [*NETNS_EXEC, lab.client_ns, sys.executable, "-c", program],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     try:
         assert dns.stdout is not None
         if dns.stdout.readline().strip() != "ready":
-            raise RuntimeError("the DNS64 server did not start")
+            raise RuntimeError("the lab's DNS server did not start")
         yield
     finally:
-        for proc in (dns, tayga):  # our own children, by their pids
-            proc.kill()
-            proc.wait(timeout=10)
+        dns.kill()  # our own child, by its pid
+        dns.wait(timeout=10)
         if dns.stdin is not None:
             dns.stdin.close()
         if dns.stdout is not None:
             dns.stdout.close()
-        shutil.rmtree(work, ignore_errors=True)
