@@ -41,8 +41,13 @@ needs_ipv6 = pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopbac
 # ------------------------------------------------------------------ helpers
 
 
-def name_table(loop: asyncio.AbstractEventLoop, table: dict[str, list[str]]) -> None:
-    """Give ``loop`` names of its own: its ``getaddrinfo`` answers them, others go on as usual."""
+def name_table(
+    loop: asyncio.AbstractEventLoop,
+    table: dict[str, list[str]],
+    delays: dict[int, float] | None = None,
+) -> None:
+    """Give ``loop`` names of its own: its ``getaddrinfo`` answers them (a family's answer
+    after ``delays[family]`` seconds, as a slow DNS server would), others go on as usual."""
     real = loop.getaddrinfo
 
     async def getaddrinfo(
@@ -58,6 +63,8 @@ def name_table(loop: asyncio.AbstractEventLoop, table: dict[str, list[str]]) -> 
                 out.append((fam, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", addr))
         if not out:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        if delays and family in delays:
+            await asyncio.sleep(delays[family])
         return out
 
     loop.getaddrinfo = getaddrinfo  # type: ignore[method-assign]
@@ -171,6 +178,33 @@ def test_open_connection_second_connection_starts_with_the_working_family(flavou
     for peer, got, call in later:
         assert peer == ("127.0.0.1", port) and got == b"ping"
         assert started(call)[0] == "127.0.0.1" and winner(call) == "127.0.0.1", call
+
+
+@needs_ipv6
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_a_late_a_answer_is_waited_for_when_the_aaaa_addresses_just_failed(flavour: str) -> None:
+    """AAAA answers first, A 20 ms later: racing starts on AAAA at once the first time; once
+    history holds the black hole, the A answer is waited for (up to the Resolution Delay) and
+    the race leads with it."""
+    events = Events()
+    with dual_stack() as (v4, port):
+
+        async def main() -> list[list[tuple[str, str]]]:
+            loop = asyncio.get_running_loop()
+            name_table(loop, {NAME: ["::1", "127.0.0.1"]}, delays={socket.AF_INET: 0.02})
+            server = await echo_server(v4)
+            try:
+                out = []
+                for _ in range(2):
+                    await ping(NAME, port)
+                    out.append(events.take())
+                return out
+            finally:
+                server.close()
+
+        first, second = run_on(flavour, main, history=PairHistory(), on_event=events)
+    assert started(first)[0] == "::1" and winner(first) == "127.0.0.1", first
+    assert started(second)[0] == "127.0.0.1" and winner(second) == "127.0.0.1", second
 
 
 @needs_ipv6
