@@ -11,8 +11,8 @@ Started as ``ip netns exec CLI python loop_client.py`` with a scenario as JSON o
 
 Prints {"calls": [{"ok", "elapsed", "error", "events": [[kind, ip, time], ...], "fds"}],
 "fds_before", "fds_after", "tasks", "restored"} ("fds": open after that call; the loop may
-open some of its own on first use). Every connection is made, used (one round trip) and closed in turn; one
-process history (a fresh `PairHistory`) is shared by its connections.
+open some of its own on first use). Every connection is made, used (one round trip) and
+closed in turn; one process history (a fresh `PairHistory`) is shared by its connections.
 """
 
 from __future__ import annotations
