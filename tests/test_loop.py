@@ -30,6 +30,9 @@ from aioconnlist import ConnectError, PairHistory, RaceEvent
 from tests.dnsserver import listeners_on_one_port
 from tests.support import fd_count, has_ipv6_loopback, skip_or_fail
 
+if sys.version_info < (3, 11):  # the backport on 3.10
+    from exceptiongroup import BaseExceptionGroup
+
 trustme = pytest.importorskip("trustme")
 FLAVOURS = ["asyncio", "uvloop"]
 NAME = "dual.test"  # AAAA ::1 (black hole), A 127.0.0.1 (the server)
@@ -419,10 +422,6 @@ def test_all_errors_raises_a_group_of_every_attempt(flavour: str) -> None:
     assert [type(e) for e in group.exceptions] == [ConnectionRefusedError] * 2, group.exceptions
     gc.collect()
     assert fd_count() == before
-
-
-if sys.version_info < (3, 11):  # pragma: no cover - the backport on 3.10
-    from exceptiongroup import BaseExceptionGroup
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
