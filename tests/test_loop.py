@@ -323,7 +323,10 @@ def test_local_addr_binds_every_attempt(flavour: str, fixed_port: bool, listener
 
     async def main() -> Any:
         _r, writer = await asyncio.open_connection(
-            "localhost", listener.port, local_addr=("127.0.0.1", local_port)
+            "localhost",
+            listener.port,
+            local_addr=("127.0.0.1", local_port),
+            proto=socket.IPPROTO_TCP,  # reaches the lookups and every attempt's socket
         )
         try:
             return writer.get_extra_info("sockname")
