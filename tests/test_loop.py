@@ -12,14 +12,19 @@ import asyncio
 import contextlib
 import functools
 import gc
+import glob
+import os
 import select
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -688,19 +693,122 @@ def redis_server(tmp_path: Any) -> Iterator[int]:
 
 
 def wait_ready(proc: subprocess.Popen[str], marker: str, limit: float = 15.0) -> bool:
-    """Read ``proc``'s output until ``marker`` (True) or its exit / ``limit`` seconds (False)."""
+    """Read ``proc``'s output until ``marker`` (True) or its exit / ``limit`` seconds (False).
+
+    Reads the pipe's descriptor itself: a buffered reader may hold the marker's line while
+    ``select`` waits for more.
+    """
     assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    seen = b""
     deadline = time.monotonic() + limit
     while (left := deadline - time.monotonic()) > 0:
-        ready, _, _ = select.select([proc.stdout], [], [], left)
+        ready, _, _ = select.select([fd], [], [], left)
         if not ready:
             break
-        line = proc.stdout.readline()
-        if not line:
+        chunk = os.read(fd, 65536)
+        if not chunk:
             return False
-        if marker in line:
+        seen = seen[-len(marker) :] + chunk  # the marker may straddle two reads
+        if marker.encode() in seen:
             return True
     return False
+
+
+def postgres_bin() -> Path | None:
+    """The directory of Debian's PostgreSQL server programs (initdb, postgres), if installed."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def postgres_cluster(pg: Path, datadir: str, trust: str | None = None) -> bool:
+    """A throw-away cluster in ``datadir`` owned by Debian's ``postgres`` user (the server
+    refuses to run as root): loopback clients trusted, and the network ``trust`` if given."""
+    if shutil.which("runuser") is None:
+        return False
+    try:
+        shutil.chown(datadir, "postgres")
+    except (LookupError, OSError):
+        return False
+    os.chmod(datadir, 0o700)
+    proc = subprocess.run(
+        ["runuser", "-u", "postgres", "--", str(pg / "initdb"), "-D", datadir, "-U", "postgres",
+         "--auth=trust", "--no-sync", "-E", "UTF8"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        return False
+    if trust is not None:
+        with open(os.path.join(datadir, "pg_hba.conf"), "a") as hba:
+            hba.write(f"host all all {trust} trust\n")
+    return True
+
+
+@pytest.fixture(scope="module")
+def postgres_server() -> Iterator[int]:
+    """A PostgreSQL server on 127.0.0.1 (a black hole on ::1 at its port); yields the port."""
+    pytest.importorskip("asyncpg")
+    pg = postgres_bin()
+    if pg is None or os.geteuid() != 0:
+        skip_or_fail("needs Debian's postgresql (apt-get install postgresql) and root (runuser)")
+    datadir = tempfile.mkdtemp(prefix="aioconnlist-pg-")
+    try:
+        if not postgres_cluster(pg, datadir):
+            skip_or_fail("initdb as the postgres user failed")
+        for _ in range(5):  # bounded: the port is free when chosen, but may be taken meanwhile
+            with dual_stack() as (v4, port):
+                v4.close()
+                sockets = f"unix_socket_directories={datadir}"
+                proc = subprocess.Popen(
+                    [str(pg / "postgres"), "-D", datadir, "-p", str(port),
+                     "-c", "listen_addresses=127.0.0.1", "-c", sockets],
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                    user="postgres", group="postgres", extra_groups=[],
+                )  # fmt: skip
+                try:
+                    if wait_ready(proc, "ready to accept connections", limit=60):
+                        yield port
+                        return
+                finally:
+                    proc.send_signal(signal.SIGINT)  # our own child: a fast shutdown
+                    try:
+                        proc.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait(timeout=10)
+                    assert proc.stdout is not None
+                    proc.stdout.close()
+        pytest.fail("postgres did not start on a free port in 5 tries")
+    finally:
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+@needs_ipv6
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_asyncpg_client(flavour: str, postgres_server: int) -> None:
+    import asyncpg
+
+    events = Events()
+    port = postgres_server
+
+    async def main() -> list[Any]:
+        name_table(asyncio.get_running_loop(), {NAME: ["::1", "127.0.0.1"]})
+        out = []
+        for n in range(3):
+            conn = await asyncpg.connect(
+                host=NAME, port=port, user="postgres", database="postgres", ssl=False
+            )
+            try:
+                out.append((await conn.fetchval("SELECT $1::int", n), events.take()))
+            finally:
+                await conn.close()
+        return out
+
+    (got, first), *later = run_on(flavour, main, history=PairHistory(), on_event=events)
+    assert got == 0 and started(first) == ["::1", "127.0.0.1"], first
+    for n, (got, call) in enumerate(later, 1):
+        assert got == n and started(call)[0] == "127.0.0.1", call
+        assert winner(call) == "127.0.0.1", call
 
 
 @needs_ipv6

@@ -16,7 +16,6 @@ a lower bound that load cannot break.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
@@ -32,7 +31,7 @@ import pytest
 from tests.netlab import require_netlab
 from tests.netlab.lab import NetLab, service_ip
 from tests.support import skip_or_fail
-from tests.test_loop import wait_ready
+from tests.test_loop import postgres_bin, postgres_cluster, wait_ready
 
 pytestmark = pytest.mark.netlab
 
@@ -97,11 +96,6 @@ class Servers:
                 proc.stdout.close()
 
 
-def postgres_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
 @pytest.fixture(scope="module")
 def lab() -> Iterator[tuple[NetLab, set[str]]]:
     """The lab with ``broken6.lab`` and the servers; yields (lab, clients whose server runs)."""
@@ -126,7 +120,7 @@ def lab() -> Iterator[tuple[NetLab, set[str]]]:
             pg = postgres_bin()
             if pg is not None and shutil.which("runuser"):
                 datadir = tempfile.mkdtemp(prefix="aioconnlist-pg-")
-                if postgres_cluster(pg, datadir):
+                if postgres_cluster(pg, datadir, trust="198.51.100.0/24"):  # the lab clients
                     sockets = f"unix_socket_directories={datadir}"
                     servers.start(
                         [str(pg / "postgres"), "-D", datadir, "-p", str(PORTS["asyncpg"]),
@@ -140,25 +134,6 @@ def lab() -> Iterator[tuple[NetLab, set[str]]]:
             servers.close()
             if datadir is not None:
                 shutil.rmtree(datadir, ignore_errors=True)
-
-
-def postgres_cluster(pg: Path, datadir: str) -> bool:
-    """A throw-away cluster owned by Debian's ``postgres`` user, trusting the lab's clients."""
-    try:
-        shutil.chown(datadir, "postgres")
-    except (LookupError, OSError):
-        return False
-    os.chmod(datadir, 0o700)
-    proc = subprocess.run(
-        ["runuser", "-u", "postgres", "--", str(pg / "initdb"), "-D", datadir, "-U", "postgres",
-         "--auth=trust", "--no-sync", "-E", "UTF8"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        return False
-    with open(os.path.join(datadir, "pg_hba.conf"), "a") as hba:
-        hba.write("host all all 198.51.100.0/24 trust\n")  # the lab's client addresses only
-    return True
 
 
 def run_scenario(built: NetLab, **spec: Any) -> dict[str, Any]:
