@@ -48,6 +48,7 @@ import hashlib
 import ipaddress
 import itertools
 import math
+import os
 import socket
 import threading
 from collections import OrderedDict
@@ -556,11 +557,39 @@ class PairHistory:
             result.add((_int128_to_ip(source), socket.AddressFamily(family)))
         return frozenset(result)
 
+    # -- file-backed histories (the file is the I/O layer's) ----------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], **kwargs: Any) -> PairHistory:
+        """A history kept in the file ``path``: loaded now, written after changes (coalesced,
+        atomically, mode 0600), shared safely by several processes. A missing, corrupt,
+        foreign or unwritable file never fails: it is ignored or rebuilt with one warning.
+        ``kwargs`` are the constructor's (``max_pairs``, ``failure_ttl``...)."""
+        if _OPENER is None:  # the I/O layer registers itself when aioconnlist is imported
+            raise RuntimeError("aioconnlist's history file support is not loaded")
+        history = cls(**kwargs)
+        _OPENER(history, os.fspath(path))
+        return history
+
+    def use_hash_key(self, key: bytes) -> None:
+        """Hash destinations with ``key`` from now on (a file's key). Evidence that only
+        exists as hashes of another key (loaded, black holes, other networks) is dropped."""
+        with self._lock:
+            if key == self.hash_key:
+                return
+            self.hash_key = key
+            self._dormant = {}
+            self._networks.clear()
+            for path in self._paths.values():
+                path.black_holes.clear()
+            self._network = None
+            self._order_version = next(_VERSIONS)
+
     # -- networks and kernel evidence ----------------------------------------------------------
 
     @property
     def network(self) -> str | None:
-        """The identity of the network whose evidence is current (None: not known yet)."""
+        """The keyed hash of the network whose evidence is current (None: not known yet)."""
         return self._network
 
     def set_network(self, identity: str) -> bool:
@@ -569,9 +598,10 @@ class PairHistory:
         The first identity given names the evidence gathered so far. Another one puts the
         current evidence aside (under its identity) and makes current what is known of
         ``identity`` (nothing for a network never seen); kernel evidence is dropped (it is read
-        again for the new network).
+        again for the new network). Partitions are named by a keyed hash of ``identity``.
         """
         with self._lock:
+            identity = f"{self._token(identity.encode()):016x}"
             if identity == self._network:
                 return False
             if self._network is None:
@@ -895,6 +925,9 @@ def _int128_to_ip(n: int) -> IPAddress | None:
         return ipaddress.IPv4Address(n & 0xFFFFFFFF)
     return ipaddress.IPv6Address(n)
 
+
+#: set by the I/O layer: makes a history file-backed (`PairHistory.open`)
+_OPENER: Callable[[PairHistory, str], None] | None = None
 
 #: the process-wide shared history (thread-safe, bounded)
 DEFAULT_HISTORY = PairHistory()
