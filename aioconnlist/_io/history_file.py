@@ -236,6 +236,8 @@ class HistoryFile:
             timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
+            if timer is not threading.current_thread():
+                timer.join()
         self.flush()
 
 
