@@ -48,6 +48,12 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.fixture(autouse=True)
+def _logger_enabled() -> None:
+    # a logging.config call elsewhere in the suite (import-linter's) disables existing loggers
+    logging.getLogger("aioconnlist.history").disabled = False
+
+
 @pytest.fixture
 def path(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path / "history.json"
@@ -384,3 +390,49 @@ def test_state_is_bounded_and_pure_round_trip() -> None:
     assert other.rank(pair("192.0.2.100:1100"), 201.0) == 0  # evicted before export
     with pytest.raises(ValueError, match="version"):
         other.merge_state({**state, "version": 99}, 200.0, 1000.0)
+
+
+def test_cli_keeps_its_history_in_the_state_directory(tmp_path: Path) -> None:
+    ok = Listener("127.0.0.1")
+    target = f"{ok.address[0]}:{ok.address[1]}"
+    try:
+        state = tmp_path / "state"
+        plain = run_python(
+            "from aioconnlist._cli.main import main; raise SystemExit(main())",
+            XDG_STATE_HOME=str(state),
+        )
+        assert plain.returncode == 2  # no command: usage error, nothing written
+        assert not (state / "aioconnlist").exists()
+        for args in (["connect", "--no-history", target], ["connect", target]):
+            result = subprocess.run(
+                [sys.executable, "-m", "aioconnlist", *args],
+                capture_output=True,
+                text=True,
+                timeout=WAIT,
+                env={**os.environ, "PYTHONPATH": str(REPO), "XDG_STATE_HOME": str(state)},
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr
+            assert result.stderr == ""  # a first run has no file yet: that is no warning
+            written = state / "aioconnlist" / "history.json"
+            assert written.exists() == ("--no-history" not in args)
+    finally:
+        ok.close()
+    assert stat.S_IMODE((state / "aioconnlist").stat().st_mode) == 0o700
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    assert json.loads(written.read_text())["networks"]
+
+
+def test_merging_own_state_back_keeps_one_record_per_pair() -> None:
+    """A save re-reads the file it wrote: a pair in memory and in the file is one record."""
+    h = PairHistory()
+    h.set_network("n")
+    h.record_success(pair("192.0.2.1:80"), 0.02, 10.0)
+    h.record_failure(pair("192.0.2.2:80"), "timeout", 10.0)
+    state = h.export_state(11.0, 0.0)
+    h.merge_state(state, 11.0, 0.0)
+    h.record_success(pair("192.0.2.1:80"), 0.03, 12.0)
+    again = h.export_state(12.0, 0.0)
+    rows = again["networks"][h.network]["pairs"]
+    assert len(rows) == 2 and len({row[0] for row in rows}) == 2
+    assert len(h) == 2

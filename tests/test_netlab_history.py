@@ -194,3 +194,48 @@ def test_running_process_switches_partition_on_a_prefix_change(lab: NetLab, tmp_
     finally:
         lab.ns_run(lab.client_ns, "ip", "-6", "addr", "del", extra, "dev", "c0", check=False)
         client.close()
+
+
+KERNEL = """
+    import json, socket, time
+    import aioconnlist
+    from aioconnlist._core.addresses import parse_address
+    from aioconnlist._core.pairs import Pair
+    from aioconnlist._io.sources import kernel_source
+    h = aioconnlist.DEFAULT_HISTORY
+    now = time.monotonic()
+    out = {}
+    for text in json.loads(input()):
+        dest = parse_address(text)
+        pair = Pair(None, dest, kernel_source(dest))
+        out[text] = [h.rank(pair, now), h.rto(pair, now)]
+    print(json.dumps(out))
+"""
+
+
+def test_kernel_tcp_metrics_are_positive_evidence_only(lab: NetLab, tmp_path: Path) -> None:
+    """A process that only made a plain connection (no aioconnlist, no history file) leaves an
+    RTT in the kernel's cache; a fresh process ranks that pair as a success from it, with an
+    attempt delay from its RTT, and the black-holed IPv6 pair (no completed connection, so no
+    entry) stays neutral: the kernel is never evidence against a pair."""
+    v6, v4 = host(0)
+    lab.ns_run(lab.client_ns, "ip", "tcp_metrics", "flush", "all", check=False)
+    code = f"import socket; socket.create_connection(('{service_ip('ok', 4)}', {PORT})).close()"
+    lab.ns_run(lab.client_ns, sys.executable, "-c", code)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("AIOCONNLIST_HISTORY", None)
+    proc = subprocess.run(
+        ["ip", "netns", "exec", lab.client_ns, sys.executable, "-c", textwrap.dedent(KERNEL)],
+        input=json.dumps([v6, v4, f"{service_ip('ok', 4, 1)}:{PORT}"]),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    ranks = json.loads(proc.stdout)
+    rank, rto = ranks[v4]
+    assert rank < 0 and rto is not None and RTT * 0.5 < rto < 1.0, ranks
+    assert ranks[v6] == [0, None]  # no entry: neutral, never demoted
+    assert ranks[f"{service_ip('ok', 4, 1)}:{PORT}"] == [0, None]  # never connected

@@ -568,7 +568,7 @@ class PairHistory:
         if _OPENER is None:  # the I/O layer registers itself when aioconnlist is imported
             raise RuntimeError("aioconnlist's history file support is not loaded")
         history = cls(**kwargs)
-        _OPENER(history, os.fspath(path))
+        _OPENER(history, os.path.expanduser(os.fspath(path)))
         return history
 
     def use_hash_key(self, key: bytes) -> None:
@@ -634,12 +634,14 @@ class PairHistory:
                 self._pairs[key] = rec
             else:
                 _merge_record(mine, rec)
-        for token, rec in part.dormant.items():
-            mine = self._dormant.get(token)
-            if mine is None:
-                self._dormant[token] = rec
-            else:
-                _merge_record(mine, rec)
+        if part.dormant:
+            live = {self._pair_token(key): rec for key, rec in self._pairs.items()}
+            for token, rec in part.dormant.items():
+                mine = live.get(token) or self._dormant.get(token)
+                if mine is None:
+                    self._dormant[token] = rec
+                else:
+                    _merge_record(mine, rec)
         for pkey, path in part.paths.items():
             mine_path = self._paths.get(pkey)
             if mine_path is None:
@@ -688,9 +690,13 @@ class PairHistory:
                 pairs_out: list[list[Any]] = []
                 records = [(self._pair_token(k), r) for k, r in reversed(part.pairs.items())]
                 records.extend(part.dormant.items())
+                seen: set[int] = set()
                 for token, rec in records:
                     if budget <= 0:
                         break
+                    if token in seen:
+                        continue
+                    seen.add(token)
                     row = self._export_record(token, rec, now, offset)
                     if row is not None:
                         pairs_out.append(row)

@@ -123,7 +123,9 @@ def identity_from_interfaces(
                     continue
                 try:
                     ip = ipaddress.ip_address(text.partition("%")[0])
-                    net = ipaddress.ip_network(f"{ip}/{netmask}", strict=False)
+                    mask = ipaddress.ip_address(netmask.partition("/")[0])
+                    prefix_len = bin(int(mask)).count("1")  # IPv6 masks come as addresses too
+                    net = ipaddress.ip_network(f"{ip}/{prefix_len}", strict=False)
                 except ValueError:
                     continue
                 if ip.is_global or (ip.is_private and not (ip.is_loopback or ip.is_link_local)):
