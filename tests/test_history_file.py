@@ -436,3 +436,33 @@ def test_merging_own_state_back_keeps_one_record_per_pair() -> None:
     rows = again["networks"][h.network]["pairs"]
     assert len(rows) == 2 and len({row[0] for row in rows}) == 2
     assert len(h) == 2
+
+
+def test_forked_child_keeps_writing(path: Path) -> None:
+    """A child forked while the parent's write was pending writes its own evidence."""
+    code = f"""
+        import os, time
+        from aioconnlist import PairHistory
+        from aioconnlist._core.addresses import parse_address
+        from aioconnlist._core.pairs import Pair
+        from aioconnlist._io import history_file, network
+        h = PairHistory.open({str(path)!r})
+        store = history_file.file_of(h)
+        store.coalesce = 0.05
+        p7, p8 = (Pair(None, parse_address(f"192.0.2.{{n}}:80"), None) for n in (7, 8))
+        h.record_failure(p7, "timeout", time.monotonic())
+        pid = os.fork()  # the parent's timer is pending now
+        if pid == 0:
+            h.record_failure(p8, "timeout", time.monotonic())
+            timer = store._timer  # the child's own (None: the parent's ghost blocked it)
+            if timer is not None:
+                timer.join(10.0)
+            os._exit(0 if store.writes and network.current() is not None else 1)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+    """
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "0", result.stderr
+    h, _ = opened(path)
+    assert h.rank(pair("192.0.2.8:80"), _now()) > 0

@@ -275,6 +275,17 @@ def _open(history: PairHistory, path: str) -> None:
     attach(history, path)
 
 
+def _after_fork_in_child() -> None:
+    # a timer pending in the parent does not exist in the child: let the child schedule its own
+    for store in _files:
+        store._timer = None
+        store._mutex = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 @atexit.register
 def _flush_all() -> None:
     for store in list(_files):
