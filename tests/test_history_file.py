@@ -88,6 +88,15 @@ RACE = """
 """
 
 
+BLOCKING = """
+    import json
+    from aioconnlist.blocking import create_connection
+    events = []
+    create_connection({addresses!r}, timeout=10, attempt_delay=0.1, on_event=events.append).close()
+    print(json.dumps([str(e.pair.destination) for e in events if e.kind == "started"]))
+"""
+
+
 def race_in_fresh_process(addresses: list[str], **env: str) -> list[str]:
     result = run_python(RACE.format(addresses=addresses), **env)
     assert result.returncode == 0, result.stderr
@@ -106,6 +115,9 @@ def test_fresh_process_starts_with_what_an_earlier_one_learned(path: Path) -> No
         assert stat.S_IMODE(key.stat().st_mode) == 0o600 and len(key.read_bytes()) == 32
         second = race_in_fresh_process(addresses, AIOCONNLIST_HISTORY=str(path))
         assert second == [addresses[1]]  # the working one first: the race ends at once
+        blocking = run_python(BLOCKING.format(addresses=addresses), AIOCONNLIST_HISTORY=str(path))
+        assert blocking.returncode == 0, blocking.stderr
+        assert json.loads(blocking.stdout) == [addresses[1]]  # the blocking facade too
         # without the variable a fresh process knows nothing (memory only)
         assert race_in_fresh_process(addresses) == addresses
         # the file names no destination in clear text: pairs are keyed hashes, no port stored
