@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     else:
         from typing_extensions import Unpack
 
-    __all__ = ["RaceOptions", "Unpack"]
+    __all__ = ["ConnectOptions", "RaceOptions", "Unpack"]
 
 #: RFC 8305 §8 constants (SPEC §5)
 ATTEMPT_DELAY = 0.25
@@ -43,7 +43,20 @@ LocalAddressesOption = Literal["auto"] | None | Iterable[object]
 EventCallback = Callable[["RaceEvent"], object]
 
 
-class RaceOptions(TypedDict, total=False):
+class ConnectOptions(TypedDict, total=False):
+    """`RaceOptions` less ``timeout``: for entry points whose own ``timeout`` parameter (with
+    a meaning of its library's) is the race's deadline, such as ``create_connection``."""
+
+    local_addresses: LocalAddressesOption
+    attempt_delay: float
+    min_attempt_delay: float
+    interleave: int
+    sort: bool
+    history: PairHistory | None
+    on_event: EventCallback | None
+
+
+class RaceOptions(ConnectOptions, total=False):
     """The race options every entry point takes as keyword arguments, all optional.
 
     The one definition of the option set: entry points declare ``**options:
@@ -51,14 +64,7 @@ class RaceOptions(TypedDict, total=False):
     one is an error), and `OPTION_NAMES` is derived from it.
     """
 
-    local_addresses: LocalAddressesOption
     timeout: float | None
-    attempt_delay: float
-    min_attempt_delay: float
-    interleave: int
-    sort: bool
-    history: PairHistory | None
-    on_event: EventCallback | None
 
 
 OPTION_NAMES: frozenset[str] = RaceOptions.__optional_keys__
