@@ -631,8 +631,8 @@ def _source(
         return destinations, None
     if not isinstance(source_address, tuple) or len(source_address) < 2:
         raise InvalidArgument(f"source_address must be (host, port), not {source_address!r}")
-    if "local_addresses" in options:
-        raise InvalidArgument("give source_address or local_addresses, not both")
+    if options.get("local_addresses", "auto") not in ("auto", None):
+        raise InvalidArgument("give source_address or a local_addresses list, not both")
     host, port = source_address[0], source_address[1]
     if isinstance(host, bytes):
         host = host.decode("ascii")
