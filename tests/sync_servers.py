@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import os
 import select
 import socket
 import socketserver
@@ -179,3 +180,23 @@ def tls_pair() -> Iterator[tuple[ssl.SSLContext, str]]:
     cert.configure_cert(server)
     with ca.cert_pem.tempfile() as bundle:
         yield server, bundle
+
+
+def client_sockets(port: int) -> int:
+    """How many TCP sockets of this process are connected *to* ``port`` (client side; the
+    server's own accepted sockets, which close in their threads later, are not counted)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/self/fd/{fd}")
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                if remote_port == port and fields[9] in inodes:
+                    count += 1
+    return count

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from aioconnlist import ConnectError, InvalidArgument, blocking
+from aioconnlist._core.errors import ExceptionGroup
 from tests.support import BlackHole, Listener, fd_count, refused_address
 from tests.sync_servers import HTTPServer, SMTPServer
 
@@ -94,9 +95,7 @@ def test_timeout_is_the_deadline_of_the_whole_call() -> None:
     try:
         start = time.monotonic()
         with pytest.raises(TimeoutError) as caught:
-            blocking.create_connection(
-                [h.address for h in holes], 0.3, attempt_delay=0.1, **FAST
-            )
+            blocking.create_connection([h.address for h in holes], 0.3, attempt_delay=0.1, **FAST)
         elapsed = time.monotonic() - start
         assert isinstance(caught.value, ConnectError) and caught.value.errno == errno.ETIMEDOUT
         assert 0.3 <= elapsed < 0.6, elapsed
@@ -335,7 +334,8 @@ def test_stdlib_errors_after_install(installed: list[Any]) -> None:
         http.client.HTTPConnection(*refused_address(), timeout=5).connect()
     with pytest.raises(ConnectionRefusedError):  # urllib wraps it: URLError(reason=...)
         try:
-            urllib.request.urlopen("http://%s:%d/" % refused_address(), timeout=5)
+            host, port = refused_address()
+            urllib.request.urlopen(f"http://{host}:{port}/", timeout=5)
         except urllib.error.URLError as e:
             raise e.reason from None
 
@@ -351,7 +351,7 @@ def private_hosts_command(tmp_path: Path, hosts: str) -> list[str]:
     (tmp_path / "nsswitch.conf").write_text("hosts: files\n")
     script = (
         f"mount --bind {tmp_path / 'hosts'} /etc/hosts && "
-        f"mount --bind {tmp_path / 'nsswitch.conf'} /etc/nsswitch.conf && exec \"$@\""
+        f'mount --bind {tmp_path / "nsswitch.conf"} /etc/nsswitch.conf && exec "$@"'
     )
     return ["unshare", "--mount", "sh", "-c", script, "sh"]
 
@@ -405,7 +405,7 @@ def test_a_name_with_a_black_holed_aaaa(tmp_path: Path) -> None:
     assert [kind for kind, _ in first["events"]] == ["started", "started", "won", "cancelled"]
     assert first["events"][0][1].startswith("[::1]"), first  # AAAA first (RFC 6724)
     assert first["elapsed"] < 5, first  # the attempt delay (0.25 s), not the timeout (10 s)
-    assert second["events"][0] == ["started", f"127.0.0.1:{second['events'][0][1][10:]}"]
+    assert second["events"][0][1].startswith("127.0.0.1:"), second  # history: IPv4 first
     assert [kind for kind, _ in second["events"]] == ["started", "won"], second
     assert "gaierror" in out["error"] and "NameResolutionError" in out["error"], out
 
