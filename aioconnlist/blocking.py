@@ -140,7 +140,6 @@ from ._core.errors import (
     InvalidArgument,
     NotASocket,
     OutOfResources,
-    typed_error,
 )
 from ._core.options import ConnectOptions, Options, options_from
 from ._core.pairs import Pair
@@ -699,7 +698,7 @@ def _create_connection(
     except ConnectError as exc:
         if all_errors and exc.attempts:
             raise _every_error(exc) from None
-        raise typed_error(exc) from exc.__cause__
+        raise
     try:
         winner.settimeout(timeout)
     except BaseException:
