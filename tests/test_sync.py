@@ -416,3 +416,17 @@ def test_a_literal_of_the_wrong_family_for_urllib3s_resolver_family() -> None:
     assert [str(e) for e in resolve_blocking("[::1]"[1:-1], 80)] == ["[::1]:80"]
     with pytest.raises(InvalidArgument):
         resolve_blocking("127.0.0.1", 80, socket.AF_INET6)
+
+
+@pytest.mark.parametrize("script", ["requests_client.py", "urllib3_client.py", "install_stdlib.py"])
+def test_examples_run_on_their_own(script: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "examples" / script)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert ": 200" in proc.stdout and " won " in proc.stdout, proc.stdout
