@@ -23,6 +23,7 @@ defaults. Ratios are stock ÷ ours (above 1: ours is faster).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import socket
@@ -156,13 +157,102 @@ def loopback_rows(rounds: int, count: int) -> list[list[str]]:
     return rows
 
 
+def resolve_costs(count: int = 500, rounds: int = 5) -> list[str]:
+    """What resolving a name costs a blocking caller, per call: one AF_UNSPEC getaddrinfo
+    (what create_connection does) against one lookup per family on two threads (RFC 8305 §3
+    style: start on the first answer), new threads or a pool's. The name (``dual.bench``: ::1
+    and 127.0.0.1) is in a private /etc/hosts with ``hosts: files`` (see `_private_hosts`), so
+    no query leaves the machine."""
+    import concurrent.futures
+    import threading
+
+    host = "dual.bench"
+
+    def unspec() -> None:
+        socket.getaddrinfo(host, 80, socket.AF_UNSPEC, socket.SOCK_STREAM)
+
+    def threads() -> None:
+        done = threading.Event()
+
+        def one(family: int) -> None:
+            with contextlib.suppress(OSError):
+                socket.getaddrinfo(host, 80, family, socket.SOCK_STREAM)
+            done.set()
+
+        workers = [
+            threading.Thread(target=one, args=(f,)) for f in (socket.AF_INET6, socket.AF_INET)
+        ]
+        for w in workers:
+            w.start()
+        done.wait()
+        for w in workers:
+            w.join()
+
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+
+    def pooled() -> None:
+        futures = [
+            pool.submit(socket.getaddrinfo, host, 80, f, socket.SOCK_STREAM)
+            for f in (socket.AF_INET6, socket.AF_INET)
+        ]
+        concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
+        concurrent.futures.wait(futures)
+
+    variants = {
+        "one getaddrinfo(AF_UNSPEC), calling thread": unspec,
+        "one lookup per family, two new threads": threads,
+        "one lookup per family, a 2-thread pool": pooled,
+    }
+    medians: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, run in variants.items():
+            start = time.perf_counter()
+            for _ in range(count):
+                run()
+            medians[name].append((time.perf_counter() - start) / count)
+    pool.shutdown()
+    base = statistics.median(medians["one getaddrinfo(AF_UNSPEC), calling thread"])
+    lines = []
+    for name, values in medians.items():
+        value = statistics.median(values)
+        lines.append(f"{name:<46} {value * 1e6:8.1f} us/call  {value / base:5.2f}x")
+    return lines
+
+
+def _private_hosts() -> None:
+    """Re-run this command in a private mount namespace (root, ``unshare``) whose /etc/hosts
+    names ``dual.bench`` and whose nsswitch asks files only: no DNS query is sent."""
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        raise SystemExit("--resolve-only needs root and unshare(1) (a private /etc/hosts)")
+    with tempfile.TemporaryDirectory() as tmp:
+        hosts, nsswitch = Path(tmp, "hosts"), Path(tmp, "nsswitch.conf")
+        hosts.write_text("127.0.0.1 localhost\n::1 dual.bench\n127.0.0.1 dual.bench\n")
+        nsswitch.write_text("hosts: files\n")
+        script = (
+            f"mount --bind {hosts} /etc/hosts && mount --bind {nsswitch} /etc/nsswitch.conf"
+            ' && exec "$@"'
+        )
+        command = ["unshare", "--mount", "sh", "-c", script, "sh", sys.executable, *sys.argv]
+        env = {**os.environ, "BENCH_SYNC_PRIVATE_HOSTS": "1"}
+        raise SystemExit(subprocess.run(command, env=env, check=False).returncode)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--count", type=int, default=5, help="requests per lab process")
     parser.add_argument("--loopback-count", type=int, default=200)
     parser.add_argument("--no-lab", action="store_true")
+    parser.add_argument("--resolve-only", action="store_true", help="only the resolver costs")
     args = parser.parse_args()
+    if args.resolve_only:
+        if os.environ.get("BENCH_SYNC_PRIVATE_HOSTS") != "1":
+            _private_hosts()  # re-runs this script there
+        print("\n".join(resolve_costs()))
+        return
     print(f"python {platform.python_version()} on {sys.platform}, {os.cpu_count()} CPUs")
     header = [
         "network",
