@@ -2,9 +2,11 @@
 
 ``connect_by_list(sock, addresses, timeout=None, reserved=None, **options) -> (local, remote)``
 connects the caller's own, still unconnected socket to one of ``addresses``;
-``create_connection(addresses, timeout=None, **options) -> socket.socket`` is the
-`socket.create_connection` look-alike. Both run the race the async API runs (see "How the
-race is run") and block until it ends, whatever the socket's blocking mode.
+``create_connection(address, timeout, source_address=None, *, all_errors=False,
+socket_options=None, **options) -> socket.socket`` is a drop-in for `socket.create_connection`
+(a ``(host, port)`` or a list of addresses), and `install` / `uninstall` put it in place of
+`socket.create_connection` (and urllib3's) process-wide. All run the race the async API runs
+(see "How the race is run") and block until it ends, whatever the socket's blocking mode.
 
 How the caller's socket ends up connected (POSIX)
     The caller's own socket makes the first attempt of the race whose pair it can make as it

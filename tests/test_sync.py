@@ -208,7 +208,7 @@ def test_cpython_create_connection_tests_pass_against_it() -> None:
         blocking.uninstall()
     problems = [f"{test}: {trace}" for test, trace in result.errors + result.failures]
     assert not problems, "\n".join(problems)
-    assert result.testsRun >= 20, result.testsRun
+    assert result.testsRun >= 15, result.testsRun
 
 
 # --------------------------------------------------------------------------- install()
