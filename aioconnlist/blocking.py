@@ -121,15 +121,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import importlib.abc
-import importlib.machinery
 import os
 import socket
 import struct
 import sys
 import threading
 import time
-import types
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -150,6 +147,10 @@ from ._drivers.sockets import SocketFactory, default_socket_factory
 from ._io.lookup import resolve_blocking
 
 if TYPE_CHECKING:
+    import importlib.abc
+    import importlib.machinery
+    import types
+
     from ._core.options import Unpack
 
 __all__ = [
@@ -755,12 +756,16 @@ def _urllib3_create_connection(
     )
 
 
-@dataclasses.dataclass(slots=True)
 class _Installed:
-    options: dict[str, Any]
-    socket_original: Any
-    urllib3_module: Any = None  # urllib3.util.connection, once patched
-    urllib3_original: Any = None
+    """What `install` replaced, and its options."""
+
+    __slots__ = ("options", "socket_original", "urllib3_module", "urllib3_original")
+
+    def __init__(self, options: dict[str, Any], socket_original: Any) -> None:
+        self.options = options
+        self.socket_original = socket_original
+        self.urllib3_module: Any = None  # urllib3.util.connection, once patched
+        self.urllib3_original: Any = None
 
 
 _install_lock = threading.RLock()
@@ -806,8 +811,9 @@ def _patch_urllib3(module: Any) -> None:
         module.create_connection = _patched_urllib3_create_connection
 
 
-class _Urllib3Loader(importlib.abc.Loader):
-    """Runs urllib3's own loader for ``urllib3.util.connection``, then patches the module."""
+class _Urllib3Loader:
+    """Runs urllib3's own loader for ``urllib3.util.connection``, then patches the module (an
+    `importlib.abc.Loader` by its methods: importing importlib.abc costs milliseconds)."""
 
     def __init__(self, loader: importlib.abc.Loader) -> None:
         self.loader = loader
@@ -820,8 +826,9 @@ class _Urllib3Loader(importlib.abc.Loader):
         _patch_urllib3(module)
 
 
-class _Urllib3Finder(importlib.abc.MetaPathFinder):
-    """Catches the import of ``urllib3.util.connection`` after `install` (sys.meta_path)."""
+class _Urllib3Finder:
+    """Catches the import of ``urllib3.util.connection`` after `install` (a ``sys.meta_path``
+    finder)."""
 
     def find_spec(
         self,
@@ -837,7 +844,7 @@ class _Urllib3Finder(importlib.abc.MetaPathFinder):
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _Urllib3Loader(spec.loader)
+                    spec.loader = _Urllib3Loader(spec.loader)  # type: ignore[assignment]
                 return spec
         return None
 
