@@ -128,7 +128,10 @@ def test_connect_timeout_is_the_race_deadline() -> None:
             with pytest.raises(MaxRetryError) as caught:
                 http.request("GET", f"http://127.0.0.3:{holes[1].address[1]}/")
             assert isinstance(caught.value.reason, ConnectTimeoutError)
-        assert kinds(events).count("started") == 3  # one per try
+        # one attempt per try (and possibly a backup attempt of the first, due at 0.25 s,
+        # inside its 0.3 s deadline)
+        backups = [e.backup for e in events if e.kind == "started"]
+        assert backups.count(False) == 3 and backups.count(True) <= 1, backups
         # the attempts closed: only the holes' own fillers are connected to them
         assert sum(client_sockets(h.address[1]) for h in holes) == sum(
             len(h.fillers) for h in holes
