@@ -29,6 +29,7 @@ def run_sync(spec: dict[str, Any]) -> list[dict[str, Any]]:
                 "kind": event.kind,
                 "destination": str(event.pair.destination),
                 "time": event.time,
+                "backup": getattr(event, "backup", False),
             }
         )
 
