@@ -5,20 +5,48 @@ success, races staggered attempts (Happy Eyeballs, RFC 8305) on asyncio, keeps t
 connection and closes the rest.
 """
 
-from ._core.addresses import Endpoint
-from ._core.errors import (
-    ConnectError,
-    ConnectTimeout,
-    InvalidArgument,
-    NameResolutionError,
-    NotASocket,
-    OutOfResources,
-)
-from ._core.events import Attempt, RaceEvent
-from ._core.history import DEFAULT_HISTORY, PairHistory
-from ._core.pairs import LocalAddress, Pair
-from ._io.resolve import AiodnsResolver, Resolver, SystemResolver
-from .api import connect_by_list, connect_by_name, create_connection, open_connection
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._core.addresses import Endpoint
+    from ._core.errors import (
+        ConnectError,
+        ConnectTimeout,
+        InvalidArgument,
+        NameResolutionError,
+        NotASocket,
+        OutOfResources,
+    )
+    from ._core.events import Attempt, RaceEvent
+    from ._core.history import DEFAULT_HISTORY, PairHistory
+    from ._core.pairs import LocalAddress, Pair
+    from ._io.resolve import AiodnsResolver, Resolver, SystemResolver
+    from .api import connect_by_list, connect_by_name, create_connection, open_connection
+
+# The public names are imported when first used (PEP 562): ``import aioconnlist.blocking``
+# then loads neither asyncio nor the async API, and ``import aioconnlist`` costs little.
+_LAZY = {
+    "Endpoint": "._core.addresses",
+    "ConnectError": "._core.errors",
+    "ConnectTimeout": "._core.errors",
+    "InvalidArgument": "._core.errors",
+    "NameResolutionError": "._core.errors",
+    "NotASocket": "._core.errors",
+    "OutOfResources": "._core.errors",
+    "Attempt": "._core.events",
+    "RaceEvent": "._core.events",
+    "DEFAULT_HISTORY": "._core.history",
+    "PairHistory": "._core.history",
+    "LocalAddress": "._core.pairs",
+    "Pair": "._core.pairs",
+    "AiodnsResolver": "._io.resolve",
+    "Resolver": "._io.resolve",
+    "SystemResolver": "._io.resolve",
+    "connect_by_list": ".api",
+    "connect_by_name": ".api",
+    "create_connection": ".api",
+    "open_connection": ".api",
+}
 
 __all__ = [
     "DEFAULT_HISTORY",
@@ -42,3 +70,20 @@ __all__ = [
     "create_connection",
     "open_connection",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aioconnlist' has no attribute {name!r}")
+    import importlib
+
+    if module == "._core.history":  # PairHistory.open and AIOCONNLIST_HISTORY need the file I/O
+        importlib.import_module("._io.history_file", __name__).install()
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

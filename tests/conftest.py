@@ -34,3 +34,14 @@ def pytest_asyncio_loop_factories(
 
         factories["uvloop"] = uvloop.new_event_loop
     return factories
+
+
+@pytest.fixture(autouse=True, scope="session")
+def network_followed() -> None:
+    """The process follows the network from its first plan on (a watcher thread and its netlink
+    socket, kept for the process's life): started here once, so a test that counts descriptors
+    or threads around a connect counts that connect's own. That the import starts nothing and
+    the first plan does is tested in a fresh process (test_sources.py)."""
+    from aioconnlist._drivers import planning
+
+    planning._start()

@@ -292,6 +292,7 @@ def test_out_of_descriptors_is_enobufs() -> None:
         """
         import asyncio, errno, os, resource
         import aioconnlist
+        aioconnlist.connect_by_list, aioconnlist.ConnectError  # loaded (lazily) before the hog
         async def main():
             n = len(os.listdir("/proc/self/fd"))
             resource.setrlimit(resource.RLIMIT_NOFILE, (n + 16, n + 16))

@@ -490,3 +490,72 @@ def test_source_usable_matches_ipaddress_classification() -> None:
         kind = pairs.locality(ip)
         expected = 0 if ip.is_loopback else 1 if ip.is_link_local else 2
         assert kind == expected, ip
+
+
+def test_the_network_is_followed_from_the_first_plan_not_from_import() -> None:
+    """Importing starts no thread and opens no socket; the first plan computes the network's
+    identity in its own thread and starts the watcher (with change notifications on Linux,
+    which keep the sources cached past `CACHE_TTL` and across failed races)."""
+    code = textwrap.dedent(
+        """
+        import os, sys, threading
+        fds = lambda: len(os.listdir("/proc/self/fd"))
+        before = (fds(), threading.active_count())
+        import aioconnlist, aioconnlist.blocking
+        from aioconnlist._io import network, sources
+        imported = (fds(), threading.active_count())
+        print(imported == before, network.current() is None, "psutil" in sys.modules,
+              "asyncio" in sys.modules)
+        from aioconnlist._drivers.planning import plan_race
+        from aioconnlist._core.addresses import parse_address
+        from aioconnlist._core.options import make_options
+        plan_race([parse_address("127.0.0.1:9")], make_options(local_addresses=None), 0.0)
+        print(network.current() is not None, threading.active_count() == imported[1] + 1,
+              fds() == imported[0] + 1, network.notifying(), "psutil" in sys.modules)
+        sources.after_failed_race()  # notified: the kernel choice stays
+        print(len(sources._kernel_cache) == 1)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    assert out[:4] == ["True", "True", "False", "False"], out
+    assert out[4:7] == ["True", "True", "True"], out
+    assert out[8] == "False", "kernel mode must not load psutil"
+    if out[7] == "True":  # netlink notifications (Linux)
+        assert out[9] == "True"
+
+
+def test_without_notifications_a_failed_race_drops_the_caches() -> None:
+    sources.kernel_source(ep("127.0.0.1:80"))
+    assert len(sources._kernel_cache) == 1
+    notified = sources._notified
+    sources.set_change_notifications(lambda: False)
+    try:
+        sources.after_failed_race()
+        assert len(sources._kernel_cache) == 0
+        sources.kernel_source(ep("127.0.0.1:80"))
+        sources.set_change_notifications(lambda: True)
+        sources.after_failed_race()
+        assert len(sources._kernel_cache) == 1
+    finally:
+        sources.set_change_notifications(notified)
+
+
+def test_a_full_kernel_cache_keeps_its_newest_half() -> None:
+    probed: list[Endpoint] = []
+
+    def probe(destination: Endpoint) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        probed.append(destination)
+        return V4("127.0.0.1")
+
+    cache = sources.KernelSourceCache(probe, ttl=100.0, max_entries=8)
+    dests = [ep(f"127.0.0.{i}:80") for i in range(1, 10)]
+    for d in dests:
+        cache.get(d, now=1.0)
+    assert len(probed) == 9 and len(cache) == 5  # 8 full: the oldest 4 went, then the 9th
+    for d in dests[4:]:
+        cache.get(d, now=2.0)
+    assert len(probed) == 9  # the newest are all still there
+    cache.get(dests[0], now=2.0)
+    assert len(probed) == 10

@@ -26,7 +26,7 @@ from .._core.pairs import Pair
 from .._core.race import Race, delay_after
 from .._io.nat64 import needed as nat64_needed
 from .._io.nat64 import through_nat64_async
-from .._io.sources import invalidate
+from .._io.sources import after_failed_race as invalidate  # kept when changes are notified
 from .planning import new_race, no_usable_pair, plan_race
 from .sockets import SocketFactory, default_socket_factory, open_attempt_socket
 from .timeouts import expired, timeout_at

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,14 +17,27 @@ from .._core.options import Options
 from .._core.pairs import Pair
 from .._core.planner import plan_pairs
 from .._core.race import Race
-from .._io import history_file, network
+from .._io import history_file, network, sources
 from .._io.nat64 import synthesized_map
 from .._io.sources import gather_sources_until, invalidate, sources_generation
 
-# PairHistory.open, AIOCONNLIST_HISTORY, history partitions per network; and sources are
-# re-read when the kernel reports an address or route change
-history_file.install()
-network.watch(lambda _identity: invalidate())
+history_file.install()  # PairHistory.open, AIOCONNLIST_HISTORY
+_start_lock = threading.Lock()
+_started = False
+
+
+def _start() -> None:
+    """On the first plan: follow the network (history partitions per network; sources re-read
+    when the kernel reports an address, link or route change). The network's identity is
+    computed here, in the planning thread, so the first plan's ranking does not depend on a
+    thread's timing; the watcher thread (and its netlink socket) starts then, not at import."""
+    global _started
+    with _start_lock:
+        if not _started:
+            sources.set_change_notifications(network.notifying)
+            network.watch(lambda _identity: invalidate())
+            history_file.follow_network()
+            _started = True
 
 
 @dataclass(slots=True)
@@ -50,6 +64,8 @@ _PLAN_CACHE_SIZE = 128
 
 def plan_race(destinations: Sequence[Endpoint], options: Options, now: float) -> list[Pair]:
     """The ranked pairs for ``destinations`` (``now``: the history's time), cached."""
+    if not _started:
+        _start()
     history = options.history
     key: _PlanKey = (
         len(destinations),

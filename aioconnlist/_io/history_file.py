@@ -316,6 +316,7 @@ def kernel_evidence(now: float) -> list[tuple[IPAddress, IPAddress, float, float
 def keep_on_network(history: PairHistory) -> None:
     """Switch ``history`` to the current network's partition now and on every change."""
     _histories.add(history)
+    follow_network()
     identity = network.current()
     if identity is not None:
         _apply(history, identity)
@@ -331,14 +332,35 @@ def _on_network(identity: network.NetworkIdentity) -> None:
         _apply(history, identity)
 
 
+_following = threading.Lock()
+_followed = False
+_installed = False
+
+
+def follow_network() -> None:
+    """Start switching the histories to the current network's partition (the network watcher:
+    its first identity is computed now, in this thread). Idempotent."""
+    global _followed
+    with _following:
+        if not _followed:
+            _followed = True
+            network.watch(_on_network)
+
+
 def install() -> None:
-    """Register `PairHistory.open`, follow the network, honour ``AIOCONNLIST_HISTORY``."""
+    """Register `PairHistory.open`, honour ``AIOCONNLIST_HISTORY``. The network is followed
+    from the first plan (`follow_network`) or the first file-backed history, not from here:
+    an import starts no thread and opens no socket."""
+    global _installed
+    with _following:
+        if _installed:
+            return
+        _installed = True
     _history._OPENER = _open
+    _histories.add(DEFAULT_HISTORY)
     path = os.environ.get(ENV)
     if path:
         attach(DEFAULT_HISTORY, path)
-    _histories.add(DEFAULT_HISTORY)
-    network.watch(_on_network)
 
 
 def default_state_path() -> str:

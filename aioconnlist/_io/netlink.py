@@ -34,12 +34,16 @@ NLM_F_DUMP = 0x300
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 
+RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV4_ROUTE = 0x40
 RTMGRP_IPV6_IFADDR = 0x100
 RTMGRP_IPV6_ROUTE = 0x400
-#: the groups whose messages may change sources or the network's identity
-CHANGE_GROUPS = RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE
+#: the groups whose messages may change sources or the network's identity (links: an
+#: interface going down takes its addresses out of the usable sources)
+CHANGE_GROUPS = (
+    RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE
+)
 
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE = 1, 4, 5, 6, 15
 IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
@@ -297,7 +301,8 @@ def tcp_metrics() -> list[tuple[IPAddress, IPAddress | None, float, float, float
 
 
 def change_socket() -> socket.socket:
-    """A NETLINK_ROUTE socket subscribed to address and route changes of both families."""
+    """A NETLINK_ROUTE socket subscribed to link changes and to address and route changes of
+    both families."""
     s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
     try:
         s.bind((0, CHANGE_GROUPS))

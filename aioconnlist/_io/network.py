@@ -25,8 +25,6 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import psutil
-
 from .._core.addresses import IPAddress
 from . import netlink
 
@@ -148,6 +146,8 @@ def _source_towards(family: int) -> IPAddress | None:
 
 
 def _identify_portable() -> NetworkIdentity:
+    import psutil  # only where there is no netlink: not an import-time cost
+
     table: dict[str, list[tuple[int, str, str | None]]] = {
         name: [(int(a.family), a.address, a.netmask) for a in addrs]
         for name, addrs in psutil.net_if_addrs().items()
@@ -189,6 +189,7 @@ class _Watcher:
         self.updated = threading.Condition()
         self.thread: threading.Thread | None = None
         self.sock: socket.socket | None = None
+        self.notifying = False  # the thread reads netlink notifications (not polling)
         self.lock = threading.Lock()
 
     def start(self) -> None:
@@ -199,6 +200,7 @@ class _Watcher:
         if hasattr(socket, "AF_NETLINK"):
             try:
                 self.sock = netlink.change_socket()
+                self.notifying = True
             except OSError as e:
                 _log.debug("no netlink notifications (%s): polling", e)
         self.thread = threading.Thread(target=self._run, name="aioconnlist-network", daemon=True)
@@ -236,6 +238,8 @@ class _Watcher:
                 self._notify(identify())
         except OSError:  # closed (after fork) or netlink gone: fall back to polling
             if self.sock is sock:
+                self.notifying = False
+                self._notify(identify())  # whatever was missed; caches go short again
                 self._poll()
 
     def _poll(self) -> None:
@@ -270,6 +274,12 @@ def unwatch(callback: Callback) -> None:
             _watcher.callbacks.remove(callback)
 
 
+def notifying() -> bool:
+    """Whether the watcher follows the kernel's change notifications now (every address, link
+    or route change then calls the callbacks); False before `watch` and where it polls."""
+    return _watcher.notifying
+
+
 def current() -> NetworkIdentity | None:
     """The identity the watcher knows (None before its first answer)."""
     return _watcher.identity
@@ -293,6 +303,7 @@ def _after_fork_in_child() -> None:
     old = _watcher.sock
     running = _watcher.thread is not None
     _watcher.sock = None
+    _watcher.notifying = False
     _watcher.thread = None
     _watcher.lock = threading.Lock()
     _watcher.updated = threading.Condition()

@@ -1,9 +1,11 @@
 """Local sources (I/O side): the machine's addresses and the kernel's choice of source.
 
-Two short caches (``CACHE_TTL`` seconds, on ``time.monotonic()``) keep this off the hot path:
-the enumerated interface addresses, and the kernel's source per destination IP. `invalidate()`
-drops both; the driver calls it after a race in which every pair failed, so a changed network
-is seen at the next call (SPEC §2.8 "a short cache, refreshed on failure").
+Caches (on ``time.monotonic()``) keep this off the hot path: the enumerated interface
+addresses, the kernel's source per destination IP and the routes of alternate pairs. Where the
+kernel reports address and route changes (`set_change_notifications`: the netlink watcher),
+they are kept ``NOTIFIED_TTL`` seconds and dropped on each notification (`invalidate()`);
+elsewhere they are kept ``CACHE_TTL`` seconds and also dropped after a race in which every
+pair failed (`after_failed_race()`), so a changed network is seen at the next call.
 
 The pure parts — `/proc/net/if_inet6` parsing and the selection of usable interface addresses —
 do no I/O and are tested on literal data; the pair suitability rules are the core's
@@ -21,8 +23,6 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-
-import psutil  # at import, not on the first connect's critical path (~10 ms)
 
 from .._core.addresses import Endpoint, IPAddress
 from .._core.errors import RESOURCE_ERRNOS
@@ -42,10 +42,32 @@ from .sysfiles import read_text
 
 _GENERATIONS = itertools.count()
 
-#: seconds a cached enumeration or kernel choice stays valid
+#: seconds a cached enumeration or kernel choice stays valid without change notifications
 CACHE_TTL = 2.0
-#: bound on the kernel-choice cache (entries, one per destination IP and zone)
-KERNEL_CACHE_SIZE = 4096
+#: the same while the kernel's change notifications are followed (a safety net: they refresh)
+NOTIFIED_TTL = 60.0
+#: bound on the kernel-choice and route caches (entries, one per destination IP and zone):
+#: when full, the expired entries go, then the oldest half
+KERNEL_CACHE_SIZE = 32768
+
+
+def _never() -> bool:
+    return False
+
+
+_notified: Callable[[], bool] = _never
+
+
+def set_change_notifications(live: Callable[[], bool]) -> None:
+    """``live()`` tells whether the kernel's address and route changes are being followed (then
+    each change calls `invalidate()`, and the caches may be kept longer)."""
+    global _notified
+    _notified = live
+
+
+def _default_ttl() -> float:
+    return NOTIFIED_TTL if _notified() else CACHE_TTL
+
 
 #: IPv6 address flags from <linux/if_addr.h>, as printed in /proc/net/if_inet6
 IFA_F_DADFAILED = 0x08
@@ -151,6 +173,8 @@ def _read_if_inet6() -> str:
 
 def enumerate_local_addresses() -> tuple[LocalAddress, ...]:
     """The machine's usable local addresses, read now (no cache)."""
+    import psutil  # here, not at import: only "auto" sources enumerate (~10 ms, once)
+
     stats = psutil.net_if_stats()
     up = {name for name, st in stats.items() if st.isup}
     addrs = {
@@ -182,12 +206,14 @@ Clock = Callable[[], float]
 
 
 class LocalAddressCache:
-    """The enumerated local addresses, re-read after ``ttl`` seconds or `invalidate()`."""
+    """The enumerated local addresses, re-read after ``ttl`` seconds or `invalidate()`
+    (``ttl`` None: ``NOTIFIED_TTL`` while change notifications are followed, else
+    ``CACHE_TTL``)."""
 
     def __init__(
         self,
         enumerate_addresses: Callable[[], tuple[LocalAddress, ...]] = enumerate_local_addresses,
-        ttl: float = CACHE_TTL,
+        ttl: float | None = None,
     ) -> None:
         self._enumerate = enumerate_addresses
         self._ttl = ttl
@@ -204,7 +230,8 @@ class LocalAddressCache:
         cached = self._cached  # read once: another thread may replace it
         if cached is not None and now < cached[0]:
             return cached
-        cached = (now + self._ttl, self._enumerate())
+        ttl = self._ttl if self._ttl is not None else _default_ttl()
+        cached = (now + ttl, self._enumerate())
         self._cached = cached
         return cached
 
@@ -223,7 +250,7 @@ class KernelSourceCache:
     def __init__(
         self,
         probe: Callable[[Endpoint], IPAddress] = probe_kernel_source,
-        ttl: float = CACHE_TTL,
+        ttl: float | None = None,
         max_entries: int = KERNEL_CACHE_SIZE,
     ) -> None:
         self._probe = probe
@@ -257,7 +284,7 @@ class KernelSourceCache:
                 result = None
             if result is not None and locality(result) < locality(destination.ip):
                 result = None  # a link-local (or loopback) source cannot reach beyond it
-        entry = (now + self._ttl, result)
+        entry = (now + (self._ttl if self._ttl is not None else _default_ttl()), result)
         with self._lock:
             if len(self._entries) >= self._max_entries:
                 self._evict(now)
@@ -265,11 +292,7 @@ class KernelSourceCache:
         return entry
 
     def _evict(self, now: float) -> None:
-        live = {k: v for k, v in self._entries.items() if now < v[0]}
-        if len(live) >= self._max_entries:
-            live.clear()  # all still valid: start over rather than grow without bound
-        self._entries = live
-        self.generation = next(_GENERATIONS)
+        self._entries = _evicted(self._entries, now, self._max_entries)
 
     def invalidate(self) -> None:
         with self._lock:
@@ -316,11 +339,22 @@ def route_class(
 _KernelRoute = tuple[int, rtnetlink.InterfaceKind]  # (output interface, its kind); 0: unknown
 
 
+def _evicted(table: dict[Any, Any], now: float, max_entries: int) -> dict[Any, Any]:
+    """``table`` (values ``(expiry, ...)``) less its expired entries and, when that is not
+    room enough, less its oldest half (insertion order). Dropping an entry early changes no
+    answer: it is asked of the kernel again when next needed."""
+    live = {k: v for k, v in table.items() if now < v[0]}
+    if len(live) >= max_entries:
+        keep = max_entries // 2
+        live = dict(itertools.islice(live.items(), len(live) - keep, None))
+    return live
+
+
 class RouteCache:
     """Routes asked of the kernel over rtnetlink (no packet sent), each kept ``ttl`` seconds:
     the kernel's route per destination and the route of each (source, destination) pair."""
 
-    def __init__(self, ttl: float = CACHE_TTL, max_entries: int = KERNEL_CACHE_SIZE) -> None:
+    def __init__(self, ttl: float | None = None, max_entries: int = KERNEL_CACHE_SIZE) -> None:
         self._ttl = ttl
         self._max_entries = max_entries
         self._kernel: dict[tuple[IPAddress, int], tuple[float, _KernelRoute]] = {}
@@ -330,11 +364,15 @@ class RouteCache:
         self._lock = threading.Lock()
         self.enabled = rtnetlink.available()
 
-    def _room(self, table: dict[Any, Any]) -> None:
+    def _ttl_now(self) -> float:
+        return self._ttl if self._ttl is not None else _default_ttl()
+
+    def _room(self, table: dict[Any, Any], now: float) -> None:
         if len(table) >= self._max_entries:
             with self._lock:
+                kept = _evicted(table, now, self._max_entries)
                 table.clear()
-                self.generation = next(_GENERATIONS)
+                table.update(kept)
 
     def kernel_route(self, destination: Endpoint, now: float) -> tuple[float, _KernelRoute]:
         key = (destination.ip, destination.scope_id)
@@ -346,8 +384,8 @@ class RouteCache:
         except OSError:
             oif = 0
         value: _KernelRoute = (oif, rtnetlink.interface_kind(oif) if oif else "link")
-        self._room(self._kernel)
-        entry = self._kernel[key] = (now + self._ttl, value)
+        self._room(self._kernel, now)
+        entry = self._kernel[key] = (now + self._ttl_now(), value)
         return entry
 
     def pair_oif(
@@ -362,8 +400,8 @@ class RouteCache:
             oif = rtnetlink.route_get(destination.ip, source, destination.scope_id).oif
         except OSError:
             oif = None
-        self._room(self._pairs)
-        entry = self._pairs[key] = (now + self._ttl, oif)
+        self._room(self._pairs, now)
+        entry = self._pairs[key] = (now + self._ttl_now(), oif)
         return entry
 
     def interface(self, name: str, now: float) -> tuple[int, rtnetlink.InterfaceKind]:
@@ -376,8 +414,8 @@ class RouteCache:
         except OSError:
             index = 0
         value = (index, rtnetlink.interface_kind_by_name(name) if index else "link")
-        self._room(self._kinds)
-        self._kinds[name] = (now + self._ttl, value)
+        self._room(self._kinds, now)
+        self._kinds[name] = (now + self._ttl_now(), value)
         return value
 
     def classify(
@@ -416,13 +454,13 @@ _route_cache = RouteCache()
 
 
 def machine_addresses(now: float | None = None) -> tuple[LocalAddress, ...]:
-    """The machine's usable local addresses (cached ``CACHE_TTL`` s), non-deprecated first."""
+    """The machine's usable local addresses (cached), non-deprecated first."""
     return _local_cache.get(now)
 
 
 def kernel_source(destination: Endpoint, now: float | None = None) -> IPAddress | None:
     """The source the kernel picks towards ``destination`` (UDP connect + getsockname, no
-    packet sent); ``None`` when there is no route. Cached ``CACHE_TTL`` s per IP and zone."""
+    packet sent); ``None`` when there is no route. Cached per IP and zone."""
     return _kernel_cache.get(destination, now)
 
 
@@ -486,7 +524,15 @@ def sources_generation() -> tuple[int, int, int]:
 
 
 def invalidate() -> None:
-    """Forget cached interface addresses and kernel choices (after a failed race)."""
+    """Forget cached interface addresses, kernel choices and routes (the network changed)."""
     _local_cache.invalidate()
     _kernel_cache.invalidate()
     _route_cache.invalidate()
+
+
+def after_failed_race() -> None:
+    """A race in which every pair failed: the network may have changed. Without change
+    notifications the caches are dropped (re-learnt at the next call); with them a change
+    has dropped them already, and a failure alone says nothing new about the sources."""
+    if not _notified():
+        invalidate()
