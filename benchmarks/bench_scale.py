@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import socket
@@ -122,7 +123,7 @@ def case_cold(rounds: int, port: int) -> None:
     codes = {name: code.replace("PORT", str(port)) for name, code in COLD.items()}
     walls: dict[str, list[float]] = {n: [] for n in codes}
     cpus: dict[str, list[float]] = {n: [] for n in codes}
-    for name, code in codes.items():  # warm the page cache and .pyc files
+    for code in codes.values():  # warm the page cache and .pyc files
         run_child(code)
     for _ in range(rounds):
         for name, code in codes.items():
@@ -146,7 +147,8 @@ IMPORTS = (
     "t = time.process_time()\n"
     "import {mod}\n"
     "t = time.process_time() - t\n"
-    "print(f'{{t * 1e3:.1f}}', 'psutil' in sys.modules, 'asyncio' in sys.modules, len(sys.modules))\n"
+    "m = sys.modules\n"
+    "print(f'{{t * 1e3:.1f}}', 'psutil' in m, 'asyncio' in m, len(m))\n"
 )
 
 
@@ -189,12 +191,11 @@ def table(
             line += f"  cpu {statistics.median(cpus[name]) * unit:9.3f} {label}"
         base = base_of.get(name)
         if base is not None:
-            ratios = [a / b for a, b in zip(w, walls[base])]
-            line += (
-                f"  x{statistics.median(ratios):.2f} wall ({min(ratios):.2f}..{max(ratios):.2f})"
-            )
+            ratios = [a / b for a, b in zip(w, walls[base], strict=True)]
+            spread = f"{min(ratios):.2f}..{max(ratios):.2f}"
+            line += f"  x{statistics.median(ratios):.2f} wall ({spread})"
             if cpus is not None:
-                cr = [a / b for a, b in zip(cpus[name], cpus[base]) if b > 0]
+                cr = [a / b for a, b in zip(cpus[name], cpus[base], strict=True) if b > 0]
                 if cr:
                     line += f" x{statistics.median(cr):.2f} cpu"
             line += f" vs {base}"
@@ -242,30 +243,33 @@ def list_of(size: int, port: int, salt: int) -> list[tuple[str, int]]:
     return [("127.0.0.1", port), *rest]
 
 
-async def case_list(rounds: int, port: int, sizes: list[int]) -> None:
+def list_contenders(size: int, port: int) -> dict[str, Connect]:
+    """The same list each call and a fresh list each call (made in the timing, for both)."""
     import aiohappyeyeballs
 
     import aioconnlist
 
+    same = list_of(size, port, 0)
+    same_infos = infos_of(same)
+    fresh_counter = iter(range(1, 10**9))
+
+    def fresh() -> list[tuple[str, int]]:
+        return list_of(size, port, next(fresh_counter))
+
+    return {
+        "aiohappyeyeballs same list": lambda: aiohappyeyeballs.start_connection(same_infos),
+        "aioconnlist same list": lambda: aioconnlist.connect_by_list(same),
+        "aioconnlist same list, local_addresses=None": lambda: aioconnlist.connect_by_list(
+            same, local_addresses=None
+        ),
+        "aiohappyeyeballs fresh list": lambda: aiohappyeyeballs.start_connection(infos_of(fresh())),
+        "aioconnlist fresh list": lambda: aioconnlist.connect_by_list(fresh()),
+    }
+
+
+async def case_list(rounds: int, port: int, sizes: list[int]) -> None:
     for size in sizes:
-        same = list_of(size, port, 0)
-        same_infos = infos_of(same)
-        fresh_counter = iter(range(1, 10**9))
-
-        def fresh() -> list[tuple[str, int]]:
-            return list_of(size, port, next(fresh_counter))
-
-        contenders: dict[str, Connect] = {
-            "aiohappyeyeballs same list": lambda: aiohappyeyeballs.start_connection(same_infos),
-            "aioconnlist same list": lambda: aioconnlist.connect_by_list(same),
-            "aioconnlist same list, local_addresses=None": lambda: aioconnlist.connect_by_list(
-                same, local_addresses=None
-            ),
-            "aiohappyeyeballs fresh list": lambda: aiohappyeyeballs.start_connection(
-                infos_of(fresh())
-            ),
-            "aioconnlist fresh list": lambda: aioconnlist.connect_by_list(fresh()),
-        }
+        contenders = list_contenders(size, port)
         n = max(1, min(200, 20000 // size))
         walls: dict[str, list[float]] = {k: [] for k in contenders}
         cpus: dict[str, list[float]] = {k: [] for k in contenders}
@@ -357,17 +361,13 @@ async def case_refused(port: int, rounds: int) -> None:
     dead = closed_port()
 
     async def ahe() -> socket.socket:
-        try:
+        with contextlib.suppress(OSError):
             (await aiohappyeyeballs.start_connection(infos_of([("127.0.0.1", dead)]))).close()
-        except OSError:
-            pass
         return await aiohappyeyeballs.start_connection(infos_of([("127.0.0.1", port)]))
 
     async def ours() -> socket.socket:
-        try:
+        with contextlib.suppress(OSError):
             (await aioconnlist.connect_by_list([("127.0.0.1", dead)])).close()
-        except OSError:
-            pass
         return await aioconnlist.connect_by_list([("127.0.0.1", port)])
 
     await versus(

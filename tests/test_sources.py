@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -559,3 +560,61 @@ def test_a_full_kernel_cache_keeps_its_newest_half() -> None:
     assert len(probed) == 9  # the newest are all still there
     cache.get(dests[0], now=2.0)
     assert len(probed) == 10
+
+
+_SAME_AS_PSUTIL = """
+    from aioconnlist._io import sources
+    addrs, up, index = sources._interfaces_psutil()
+    inet6 = sources.parse_if_inet6(sources._read_if_inet6())
+    via_psutil = sources.select_local_addresses(addrs, up, inet6, index)
+    via_netlink = sources.enumerate_local_addresses()
+    print(via_netlink == via_psutil, len(via_netlink))
+    print(via_psutil)
+    print(via_netlink)
+"""
+
+
+def test_netlink_enumeration_is_psutils_on_this_host() -> None:
+    """The enumeration reads netlink (no psutil import on the first connect): the same
+    addresses, interfaces and order as psutil's getifaddrs and interface flags give."""
+    if not hasattr(socket, "AF_NETLINK"):
+        pytest.skip("netlink is Linux's")
+    result = _run_python(_SAME_AS_PSUTIL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "True", result.stdout
+
+
+def test_netlink_enumeration_is_psutils_with_aliases_down_links_and_flags() -> None:
+    """In a namespace of our own: an IPv4 alias label, an interface down, one up without
+    carrier, deprecated and (most likely still) tentative IPv6 addresses, link-local zones."""
+    require_root()
+    namespace = f"aioconnlist-enum-{os.getpid()}"
+    created = subprocess.run(["ip", "netns", "add", namespace], capture_output=True, text=True)
+    if created.returncode != 0:
+        skip_or_fail(f"`ip netns add` failed: {created.stderr.strip()}")
+    try:
+        in_ns = ("ip", "netns", "exec", namespace)
+        for command in (
+            "ip link set lo up",
+            "ip link add v0 type veth peer name v1",
+            "ip link set v1 up",
+            "ip link set v0 up",
+            "ip addr add 198.51.100.2/24 dev v0",
+            "ip addr add 198.51.100.3/24 dev v0 label v0:1",
+            "ip addr add 2001:db8:1::2/64 dev v0 preferred_lft 0",
+            "ip addr add 2001:db8:1::3/64 dev v0 nodad",
+            "ip addr add 2001:db8:1::4/64 dev v0",
+            "ip link add d0 type veth peer name d0p",
+            "ip link set d0 up",
+            "ip addr add 203.0.113.2/24 dev d0",
+            "ip link add d1 type veth peer name d1p",
+            "ip addr add 192.0.2.9/24 dev d1",
+        ):
+            subprocess.run([*in_ns, *command.split()], check=True, timeout=10)
+        result = _run_python(_SAME_AS_PSUTIL, *in_ns)
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=False, timeout=10)
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.split()
+    assert first[0] == "True", result.stdout
+    assert int(first[1]) >= 4, result.stdout  # lo's two, d0's, the alias: something to compare

@@ -31,6 +31,7 @@ NLMSG_DONE = 3
 NLM_F_REQUEST = 0x1
 NLM_F_DUMP = 0x300
 
+RTM_NEWLINK, RTM_GETLINK = 16, 18
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 
@@ -46,7 +47,8 @@ CHANGE_GROUPS = (
 )
 
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE = 1, 4, 5, 6, 15
-IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
+IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_FLAGS = 1, 2, 3, 8
+IFLA_IFNAME = 3
 RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
 RT_SCOPE_UNIVERSE = 0
@@ -69,6 +71,7 @@ TCP_METRIC_RTTVAR_US = 6 + 1  # rttvar in microseconds, scaled by 4
 _NLMSGHDR = struct.Struct("=IHHII")
 _RTATTR = struct.Struct("=HH")
 _IFADDRMSG = struct.Struct("=BBBBI")
+_IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
 _RTMSG = struct.Struct("=BBBBBBBBI")
 _GENLMSGHDR = struct.Struct("=BBH")
 
@@ -95,6 +98,17 @@ class Address:
     prefix_len: int
     scope: int
     ifindex: int
+    flags: int
+    #: the IPv4 address's label (``eth0:1`` for an alias; "" when none was given)
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An interface: its index, name and ``IFF_*`` flags (as SIOCGIFFLAGS reports them)."""
+
+    index: int
+    name: str
     flags: int
 
 
@@ -165,17 +179,31 @@ def parse_address(payload: bytes) -> Address | None:
         return None
     family, prefix_len, flags, scope, ifindex = _IFADDRMSG.unpack_from(payload)
     ip = local = None
+    label = ""
     for attr, value in iter_attributes(payload, _IFADDRMSG.size):
         if attr == IFA_ADDRESS:
             ip = _ip(family, value)
         elif attr == IFA_LOCAL:
             local = _ip(family, value)
+        elif attr == IFA_LABEL:
+            label = value.split(b"\0", 1)[0].decode(errors="replace")
         elif attr == IFA_FLAGS and len(value) == 4:
             flags = struct.unpack("=I", value)[0]
     chosen = local or ip  # IFA_LOCAL is the own address on point-to-point links
     if chosen is None:
         return None
-    return Address(family, chosen, prefix_len, scope, ifindex, flags)
+    return Address(family, chosen, prefix_len, scope, ifindex, flags, label)
+
+
+def parse_link(payload: bytes) -> Link | None:
+    """The interface in an RTM_NEWLINK payload."""
+    if len(payload) < _IFINFOMSG.size:
+        return None
+    _family, _kind, index, flags, _change = _IFINFOMSG.unpack_from(payload)
+    for attr, value in iter_attributes(payload, _IFINFOMSG.size):
+        if attr == IFLA_IFNAME:
+            return Link(index, value.split(b"\0", 1)[0].decode(errors="replace"), flags)
+    return None
 
 
 def parse_tcp_metrics(
@@ -251,6 +279,16 @@ def default_routes() -> list[Route]:
         if kind == RTM_NEWROUTE and (route := parse_route(payload)) is not None:
             routes.append(route)
     return routes
+
+
+def links() -> list[Link]:
+    """Every interface, in the kernel's order (raises OSError without netlink)."""
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    found = []
+    for kind, payload in _dump(NETLINK_ROUTE, RTM_GETLINK, body):
+        if kind == RTM_NEWLINK and (link := parse_link(payload)) is not None:
+            found.append(link)
+    return found
 
 
 def addresses() -> list[Address]:

@@ -37,7 +37,7 @@ from .._core.pairs import (
     locality,
     source_usable,
 )
-from . import rtnetlink
+from . import netlink, rtnetlink
 from .sysfiles import read_text
 
 _GENERATIONS = itertools.count()
@@ -171,9 +171,43 @@ def _read_if_inet6() -> str:
     return read_text(IF_INET6_PATH) or ""  # "": not Linux, or IPv6 disabled
 
 
-def enumerate_local_addresses() -> tuple[LocalAddress, ...]:
-    """The machine's usable local addresses, read now (no cache)."""
-    import psutil  # here, not at import: only "auto" sources enumerate (~10 ms, once)
+IFF_RUNNING = 0x40  # <linux/if.h>: what psutil's ``isup`` reads
+
+
+InterfaceTable = tuple[dict[str, list[tuple[int, str]]], set[str], dict[str, int]]
+
+
+def interfaces_from_netlink(
+    links: Iterable[netlink.Link], addresses: Iterable[netlink.Address]
+) -> InterfaceTable:
+    """Pure: the (addresses per interface name, names of the interfaces up, name -> index)
+    that getifaddrs and SIOCGIFFLAGS would give (psutil's ``net_if_addrs``/``net_if_stats``),
+    from netlink's link and address dumps: names in link order, then IPv4 alias labels as
+    they appear; an IPv4 address under its label, an IPv6 one under its interface's name."""
+    names = {link.index: link.name for link in links}
+    table: dict[str, list[tuple[int, str]]] = {name: [] for name in names.values()}
+    for a in addresses:
+        name = names.get(a.ifindex)
+        if name is None:
+            continue
+        if a.family == socket.AF_INET and a.label:
+            name = a.label
+        table.setdefault(name, []).append((a.family, str(a.ip)))
+    up = {link.name for link in links if link.flags & IFF_RUNNING}
+    return table, up, {name: index for index, name in names.items()}
+
+
+def _interfaces() -> InterfaceTable:
+    if hasattr(socket, "AF_NETLINK"):
+        try:  # two netlink dumps: no psutil import (~10 ms) on the first connect
+            return interfaces_from_netlink(netlink.links(), netlink.addresses())
+        except OSError:
+            pass
+    return _interfaces_psutil()
+
+
+def _interfaces_psutil() -> InterfaceTable:
+    import psutil  # here, not at import: only where there is no netlink
 
     stats = psutil.net_if_stats()
     up = {name for name, st in stats.items() if st.isup}
@@ -185,6 +219,12 @@ def enumerate_local_addresses() -> tuple[LocalAddress, ...]:
         if_index = {name: index for index, name in socket.if_nameindex()}
     except OSError:
         if_index = {}
+    return addrs, up, if_index
+
+
+def enumerate_local_addresses() -> tuple[LocalAddress, ...]:
+    """The machine's usable local addresses, read now (no cache)."""
+    addrs, up, if_index = _interfaces()
     return select_local_addresses(addrs, up, parse_if_inet6(_read_if_inet6()), if_index)
 
 

@@ -228,6 +228,7 @@ async def races(spec: dict[str, Any], history: Any) -> dict[str, Any]:
 async def run(scenario: dict[str, Any]) -> dict[str, Any]:
     import aioconnlist
 
+    aioconnlist.connect_by_list  # noqa: B018 (the package root is lazy: load the API untimed)
     kind = scenario.get("history", "fresh")
     history: Any
     if kind == "fresh":
