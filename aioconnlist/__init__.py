@@ -78,8 +78,11 @@ def __getattr__(name: str) -> object:
         raise AttributeError(f"module 'aioconnlist' has no attribute {name!r}")
     import importlib
 
-    if module == "._core.history":  # PairHistory.open and AIOCONNLIST_HISTORY need the file I/O
-        importlib.import_module("._io.history_file", __name__).install()
+    if module == "._core.history":  # the history as the drivers keep it: file-backed where
+        # asked (PairHistory.open, AIOCONNLIST_HISTORY), on this network, with the kernel's RTTs
+        history_file = importlib.import_module("._io.history_file", __name__)
+        history_file.install()
+        history_file.follow_network()
     value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value
     return value

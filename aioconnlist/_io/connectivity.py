@@ -58,23 +58,38 @@ def _global_v6_route() -> bool:
     return True
 
 
-_cached: tuple[float, frozenset[socket.AddressFamily]] | None = None
+# (expiry, the sources' generation it was computed in, families): dropped with the sources
+_cached: tuple[float, tuple[int, ...], frozenset[socket.AddressFamily]] | None = None
+
+
+def cached_families(now: float | None = None) -> frozenset[socket.AddressFamily] | None:
+    """`connected_families` when it is known without any I/O, else None."""
+    cached = _cached
+    if cached is None:
+        return None
+    if now is None:
+        now = time.monotonic()
+    if now < cached[0] and cached[1] == sources.sources_generation():
+        return cached[2]
+    return None
 
 
 def connected_families(now: float | None = None) -> frozenset[socket.AddressFamily]:
-    """The address families this machine has connectivity in (cached ``CACHE_TTL`` s)."""
+    """The address families this machine has connectivity in (cached like the sources: until
+    they are dropped, or ``CACHE_TTL`` s without change notifications)."""
     global _cached
     if now is None:
         now = time.monotonic()
-    cached = _cached
-    if cached is not None and now < cached[0]:
-        return cached[1]
+    known = cached_families(now)
+    if known is not None:
+        return known
+    generation = sources.sources_generation()
     try:
         local = sources.machine_addresses(now)
     except OSError:  # out of descriptors, say: assume both families, decide nothing
         return frozenset((socket.AF_INET, socket.AF_INET6))
     families = family_connectivity(local, _global_v6_route)
-    _cached = (now + CACHE_TTL, families)
+    _cached = (now + sources.cache_ttl(), generation, families)
     return families
 
 

@@ -19,6 +19,7 @@ tells the planner which destinations they are.
 from __future__ import annotations
 
 import ipaddress
+import operator
 import socket
 import threading
 import time
@@ -190,6 +191,7 @@ class Nat64Cache:
 
 
 _cache = Nat64Cache()
+_INT128 = operator.attrgetter("_int128")
 
 
 def set_resolver(lookup: AAAALookup | None, async_lookup: AsyncAAAALookup | None = None) -> None:
@@ -202,10 +204,11 @@ def set_resolver(lookup: AAAALookup | None, async_lookup: AsyncAAAALookup | None
 
 def needed(destinations: Sequence[Endpoint]) -> bool:
     """Whether the list has IPv4 destinations and the host has IPv6 but no IPv4 connectivity."""
-    for d in destinations:
-        if d.ip.version == 4 and int(d.ip) >> 24 != 127:
-            break
-    else:
+    known = connectivity.cached_families()
+    if known is not None and socket.AF_INET in known:
+        return False  # the common case, at no cost per destination
+    # IPv4 is kept in its ::ffff:0:0/96 mapped form in `_int128`: one integer test each
+    if not any(n >> 32 == 0xFFFF and (n >> 24) & 0xFF != 127 for n in map(_INT128, destinations)):
         return False  # no IPv4 destination beyond loopback
     families = connectivity.connected_families()
     return socket.AF_INET not in families and socket.AF_INET6 in families

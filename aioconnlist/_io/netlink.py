@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import select
 import socket
 import struct
 from collections.abc import Iterator
@@ -250,12 +251,19 @@ def _dump(protocol: int, kind: int, body: bytes) -> list[tuple[int, bytes]]:
     """Send one dump request, return (type, payload) of every answer until NLMSG_DONE."""
     seq = int.from_bytes(os.urandom(4), "big") or 1
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, protocol) as s:
-        s.settimeout(_TIMEOUT)
+        # non-blocking: the kernel makes each part of a dump as the previous one is read, so
+        # every read has its data at once and no blocking socket call happens on an event loop
+        s.setblocking(False)
         s.bind((0, 0))
         s.send(_request(kind, NLM_F_REQUEST | NLM_F_DUMP, seq, body))
         answers: list[tuple[int, bytes]] = []
         while True:
-            data = s.recv(_RECV)
+            try:
+                data = s.recv(_RECV)
+            except BlockingIOError:  # not seen in practice: wait (bounded) for the next part
+                if not select.select([s], [], [], _TIMEOUT)[0]:
+                    raise TimeoutError("no netlink answer") from None
+                continue
             for msg_kind, msg_seq, payload in iter_messages(data):
                 if msg_seq != seq:
                     continue

@@ -65,8 +65,12 @@ def set_change_notifications(live: Callable[[], bool]) -> None:
     _notified = live
 
 
-def _default_ttl() -> float:
+def cache_ttl() -> float:
+    """How long the caches keep an answer now (``NOTIFIED_TTL`` while changes are notified)."""
     return NOTIFIED_TTL if _notified() else CACHE_TTL
+
+
+_default_ttl = cache_ttl
 
 
 #: IPv6 address flags from <linux/if_addr.h>, as printed in /proc/net/if_inet6

@@ -228,7 +228,10 @@ async def races(spec: dict[str, Any], history: Any) -> dict[str, Any]:
 async def run(scenario: dict[str, Any]) -> dict[str, Any]:
     import aioconnlist
 
+    from aioconnlist._drivers import planning
+
     aioconnlist.connect_by_list  # noqa: B018 (the package root is lazy: load the API untimed)
+    planning._start()  # the process's network watcher (its socket): before fds are counted
     kind = scenario.get("history", "fresh")
     history: Any
     if kind == "fresh":
