@@ -227,7 +227,6 @@ async def races(spec: dict[str, Any], history: Any) -> dict[str, Any]:
 
 async def run(scenario: dict[str, Any]) -> dict[str, Any]:
     import aioconnlist
-
     from aioconnlist._drivers import planning
 
     aioconnlist.connect_by_list  # noqa: B018 (the package root is lazy: load the API untimed)
