@@ -192,6 +192,7 @@ class Nat64Cache:
 
 _cache = Nat64Cache()
 _INT128 = operator.attrgetter("_int128")
+_SCAN = 64  # destinations: a list longer than this asks the (cached) connectivity first
 
 
 def set_resolver(lookup: AAAALookup | None, async_lookup: AsyncAAAALookup | None = None) -> None:
@@ -205,6 +206,8 @@ def set_resolver(lookup: AAAALookup | None, async_lookup: AsyncAAAALookup | None
 def needed(destinations: Sequence[Endpoint]) -> bool:
     """Whether the list has IPv4 destinations and the host has IPv6 but no IPv4 connectivity."""
     known = connectivity.cached_families()
+    if known is None and len(destinations) > _SCAN:
+        known = connectivity.connected_families()  # cheaper than a scan of a long list
     if known is not None and socket.AF_INET in known:
         return False  # the common case, at no cost per destination
     # IPv4 is kept in its ::ffff:0:0/96 mapped form in `_int128`: one integer test each
