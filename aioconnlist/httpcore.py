@@ -23,7 +23,9 @@ over anyio's ``SocketStream.from_socket``), so reads, writes, ``start_tls`` (als
 through an HTTPS proxy), HTTP/2, ``get_extra_info`` (``ssl_object``, ``client_addr``,
 ``server_addr``, ``socket``, ``is_readable``), closing and httpcore's exception mapping are
 exactly httpcore's. A failed connect raises ``httpcore.ConnectError`` (``ConnectTimeout`` for
-the deadline) whose ``__cause__`` is aioconnlist's `ConnectError` (an ``OSError``).
+the deadline) carrying the text of aioconnlist's `ConnectError` (each attempt and its errno);
+httpx turns them into ``httpx.ConnectError`` / ``httpx.ConnectTimeout`` as with its own
+backends.
 
 The async backend runs on asyncio, with or without uvloop; under another event loop (trio)
 ``connect_tcp`` raises a ``RuntimeError`` that says so. Unix sockets (``uds=``) and ``sleep``
@@ -74,7 +76,9 @@ _OLDEST, _NEWEST = (1, 0), (1, 0)
 
 #: what httpcore's backends accept as ``socket_options``: (level, option, int | bytes) or
 #: (level, option, None, optlen)
-SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+SocketOption = (
+    tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+)
 
 
 def _check_version(version: str) -> None:
@@ -101,7 +105,7 @@ _check_version(httpcore.__version__)
 @contextmanager
 def _httpcore_errors() -> Iterator[None]:
     """Our errors as httpcore's: the deadline is ``ConnectTimeout``, any other OSError (every
-    `ConnectError` is one) ``ConnectError``; the original stays the ``__cause__``."""
+    `ConnectError` is one) ``ConnectError``, with the original's text."""
     try:
         yield
     except TimeoutError as exc:
@@ -261,12 +265,13 @@ class NetworkBackend(httpcore.NetworkBackend):
     ) -> httpcore.NetworkStream:
         deadline = _deadline(self._timeout, timeout)
         source = None if local_address is None else (local_address, 0)
+        chosen = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1), *(socket_options or ())]
         with _httpcore_errors():
             sock = blocking.create_connection(
                 (host, port),
                 deadline,
                 source,
-                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1), *(socket_options or ())],
+                socket_options=chosen,
                 **self._options,
             )
         return SyncStream(sock)

@@ -84,7 +84,7 @@ def _install(pool: object, backend: object) -> None:
             "_network_backend attribute of httpcore 1.0 pools; this httpx/httpcore pair is "
             "not supported"
         )
-    pool._network_backend = backend  # type: ignore[attr-defined]
+    pool._network_backend = backend
 
 
 class HTTPTransport(httpx.HTTPTransport):
