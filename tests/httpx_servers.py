@@ -127,6 +127,8 @@ async def main() -> None:
         kept.append(unix)
         config.insecure_bind.append(f"fd://{unix.fileno()}")
         ports["uds"] = spec["uds"]
+    if not config.bind:  # without TLS, hypercorn serves `bind` and ignores `insecure_bind`
+        config.bind, config.insecure_bind = config.insecure_bind, []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_reader(sys.stdin.fileno(), lambda: os.read(sys.stdin.fileno(), 1024) or stop.set())
