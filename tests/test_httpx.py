@@ -30,6 +30,8 @@ from tests.httpx_support import Servers, TableResolver, running_servers, wscale_
 from tests.support import BlackHole, fd_count, refused_address  # noqa: E402
 
 TIMEOUT = httpx.Timeout(10.0)
+# The async tests use IP literals, or names from their own resolver: the system resolver's
+# separate AAAA lookup of "localhost" goes to the DNS server where /etc/hosts has no ::1 line.
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,7 @@ async def closed_down_to(count: int) -> None:
 async def test_async_http1_fetch_is_raced_and_stream_is_httpcores(servers: Servers) -> None:
     opts, events = split(private())
     async with httpx.AsyncClient(transport=AsyncHTTPTransport(**opts), timeout=TIMEOUT) as c:
-        r = await c.get(f"http://localhost:{servers.plain}/one")
+        r = await c.get(f"http://127.0.0.1:{servers.plain}/one")
         assert r.status_code == 200 and r.json()["http_version"] == "1.1"
         stream = r.extensions["network_stream"]
         assert stream.get_extra_info("server_addr")[:2] == ("127.0.0.1", servers.plain)
@@ -83,7 +85,7 @@ async def test_async_http1_fetch_is_raced_and_stream_is_httpcores(servers: Serve
         assert stream.get_extra_info("is_readable") is False
         assert stream.get_extra_info("ssl_object") is None
         for _ in range(3):  # keep-alive: the connection is reused, no new race
-            assert (await c.get(f"http://localhost:{servers.plain}/again")).status_code == 200
+            assert (await c.get(f"http://127.0.0.1:{servers.plain}/again")).status_code == 200
     assert [str(e.pair.destination) for e in won(events)] == [f"127.0.0.1:{servers.plain}"]
 
 
@@ -92,7 +94,7 @@ async def test_async_http2_over_tls(servers: Servers) -> None:
     opts, events = split(private())
     transport = AsyncHTTPTransport(verify=servers.client_context, http2=True, **opts)
     async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT) as c:
-        url = f"https://localhost:{servers.tls}/h2"
+        url = f"https://127.0.0.1:{servers.tls}/h2"
         responses = await asyncio.gather(*(c.get(url) for _ in range(5)))
         for r in responses:
             assert r.status_code == 200 and r.http_version == "HTTP/2", r
@@ -106,7 +108,7 @@ async def test_async_http2_over_tls(servers: Servers) -> None:
 async def test_async_tls_certificate_is_checked(servers: Servers) -> None:
     async with httpx.AsyncClient(transport=AsyncHTTPTransport(**split(private())[0])) as c:
         with pytest.raises(httpx.ConnectError) as info:  # the system CAs do not know ours
-            await c.get(f"https://localhost:{servers.tls}/")
+            await c.get(f"https://127.0.0.1:{servers.tls}/")
     assert isinstance(info.value.__cause__, httpcore.ConnectError)
 
 
@@ -116,13 +118,13 @@ async def test_async_https_through_connect_proxy(servers: Servers, proxy_tls: bo
     opts, events = split(private())
     if proxy_tls:  # TLS in TLS: start_tls on a stream that is TLS already
         proxy = httpx.Proxy(
-            f"https://localhost:{servers.proxy_tls}", ssl_context=servers.client_context
+            f"https://127.0.0.1:{servers.proxy_tls}", ssl_context=servers.client_context
         )
     else:
-        proxy = httpx.Proxy(f"http://localhost:{servers.proxy}")
+        proxy = httpx.Proxy(f"http://127.0.0.1:{servers.proxy}")
     transport = AsyncHTTPTransport(verify=servers.client_context, proxy=proxy, http2=True, **opts)
     async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT) as c:
-        r = await c.get(f"https://localhost:{servers.tls}/via-proxy")
+        r = await c.get(f"https://127.0.0.1:{servers.tls}/via-proxy")
         assert r.status_code == 200 and r.http_version == "HTTP/2"
         assert r.json()["path"] == "/via-proxy"
     port = servers.proxy_tls if proxy_tls else servers.proxy
@@ -131,7 +133,7 @@ async def test_async_https_through_connect_proxy(servers: Servers, proxy_tls: bo
 
 @pytest.mark.both_loops
 async def test_async_pool_limits(servers: Servers) -> None:
-    url = f"http://localhost:{servers.plain}/"
+    url = f"http://127.0.0.1:{servers.plain}/"
     opts, events = split(private())
     one = httpx.Limits(max_connections=1)
     async with httpx.AsyncClient(transport=AsyncHTTPTransport(limits=one, **opts)) as c:
@@ -179,7 +181,7 @@ async def test_async_socket_options_are_set_before_connect(servers: Servers) -> 
     small = [(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)]
     transport = AsyncHTTPTransport(socket_options=small, **split(private())[0])
     async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT) as c:
-        r = await c.get(f"http://localhost:{servers.plain}/")
+        r = await c.get(f"http://127.0.0.1:{servers.plain}/")
         sock = r.extensions["network_stream"].get_extra_info("socket")
         # the SYN announced the small buffer: window scale 0 (set after connect: not 0)
         assert wscale_of(sock) == 0
@@ -262,7 +264,7 @@ async def test_async_read_timeout_and_cancel_after_connect(servers: Servers) -> 
     timeout = httpx.Timeout(10.0, read=0.2)
     async with httpx.AsyncClient(transport=transport, timeout=timeout) as c:
         with pytest.raises(httpx.ReadTimeout):
-            await c.get(f"http://localhost:{servers.plain}/hang")
+            await c.get(f"http://127.0.0.1:{servers.plain}/hang")
     # (counted from here: a fresh uvloop keeps one descriptor, /dev/null, for its whole life
     # after its first such request, with httpx's own backend too)
     before = fd_count()
@@ -274,7 +276,7 @@ async def test_async_read_timeout_and_cancel_after_connect(servers: Servers) -> 
 
     transport = AsyncHTTPTransport(on_event=on_event, history=PairHistory())
     async with httpx.AsyncClient(transport=transport, timeout=timeout) as c:
-        task = asyncio.ensure_future(c.get(f"http://localhost:{servers.plain}/hang"))
+        task = asyncio.ensure_future(c.get(f"http://127.0.0.1:{servers.plain}/hang"))
         await asyncio.wait_for(connected.wait(), 10)  # cancelled after connecting
         for _ in range(3):  # and after the request went out (a few loop iterations)
             await asyncio.sleep(0)
@@ -289,7 +291,7 @@ def test_async_backend_under_trio_says_so(servers: Servers) -> None:
 
     async def main() -> None:
         async with httpx.AsyncClient(transport=AsyncHTTPTransport()) as c:
-            await c.get(f"http://localhost:{servers.plain}/")
+            await c.get(f"http://127.0.0.1:{servers.plain}/")
 
     with pytest.raises(RuntimeError, match=r"runs on asyncio.*not on trio"):
         trio.run(main)
@@ -299,9 +301,9 @@ async def test_httpcore_backend_directly(servers: Servers) -> None:
     """The backend under a bare httpcore pool, as its docs show network backends used."""
     backend = ours_httpcore.AsyncNetworkBackend(history=PairHistory())
     async with httpcore.AsyncConnectionPool(network_backend=backend) as pool:
-        r = await pool.request("GET", f"http://localhost:{servers.plain}/core")
+        r = await pool.request("GET", f"http://127.0.0.1:{servers.plain}/core")
         assert r.status == 200 and b'"/core"' in r.content
-    stream = await backend.connect_tcp("localhost", servers.tls, timeout=5)
+    stream = await backend.connect_tcp("127.0.0.1", servers.tls, timeout=5)
     try:
         tls = await stream.start_tls(servers.client_context, server_hostname="localhost", timeout=5)
         assert tls.get_extra_info("ssl_object").version().startswith("TLS")
