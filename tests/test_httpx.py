@@ -446,3 +446,23 @@ def test_transports_are_httpx_subclasses_and_options_are_checked() -> None:
     proxied = AsyncHTTPTransport(proxy="http://localhost:1")
     assert isinstance(proxied._pool._network_backend, ours_httpcore.AsyncNetworkBackend)
     assert Path(ours_httpx.__file__).name == "httpx.py"
+
+
+def test_example_demo_runs_offline() -> None:
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, str(repo / "examples" / "httpx_client.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=repo,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    blocks = done.stdout.split("GET ")[1:]
+    assert len(blocks) == 3 and all("-> 200" in block for block in blocks), done.stdout
+    assert "started   kernel(::1)" in blocks[0] and "won       kernel(127.0.0.1)" in blocks[0]
+    for later in blocks[1:]:  # the history: IPv4 at once, ::1 not tried again
+        assert "[::1]" not in later and "won       kernel(127.0.0.1)" in later, later
