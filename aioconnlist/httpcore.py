@@ -45,6 +45,7 @@ import ipaddress
 import os
 import re
 import socket
+import time
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -239,6 +240,22 @@ def _require_asyncio() -> None:
         ) from None
 
 
+def _resolve_family(
+    host: str, port: int, family: socket.AddressFamily, deadline: float | None
+) -> tuple[list[Any], float | None]:
+    """``host``'s addresses of ``family`` (one getaddrinfo) and the deadline left after it."""
+    start = time.monotonic()
+    infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(info[4] for info in infos if info[0] == family))
+    if not addresses:
+        raise socket.gaierror(socket.EAI_NONAME, f"{host!r} has no address of {family.name}")
+    if deadline is not None:
+        deadline -= time.monotonic() - start
+        if deadline <= 0:
+            raise TimeoutError(f"timed out resolving {host!r}")
+    return addresses, deadline
+
+
 class NetworkBackend(httpcore.NetworkBackend):
     """An ``httpcore.NetworkBackend`` (threads, blocking) whose ``connect_tcp`` races.
 
@@ -264,13 +281,17 @@ class NetworkBackend(httpcore.NetworkBackend):
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.NetworkStream:
         deadline = _deadline(self._timeout, timeout)
-        source = None if local_address is None else (local_address, 0)
+        bind, families = _source(local_address)
         chosen = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1), *(socket_options or ())]
         with _httpcore_errors():
+            address: Any = (host, port)
+            if local_address is not None and bind is None:
+                # "0.0.0.0" / "::": no bind, but only that family (as a bind to it would do)
+                address, deadline = _resolve_family(host, port, families[0], deadline)
             sock = blocking.create_connection(
-                (host, port),
+                address,
                 deadline,
-                source,
+                None if bind is None else (bind, 0),
                 socket_options=chosen,
                 **self._options,
             )
