@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
+import math
 import os
 import re
 import socket
@@ -62,10 +63,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from . import blocking
+from ._core.errors import InvalidArgument
 from ._core.options import RESOLUTION_DELAY, Options, RaceOptions, make_options
 from ._core.pairs import Pair
 from ._drivers.by_name import race_by_name
-from ._io.resolve import FAMILIES, Resolver
+from ._drivers.sockets import SocketFactory
+from ._io.resolve import FAMILIES, Resolver, ip_literal
 
 if TYPE_CHECKING:
     from ._core.options import Unpack
@@ -145,7 +148,18 @@ def _options_for(
     return dataclasses.replace(options, **changes), families
 
 
-def _socket_factory(socket_options: Iterable[SocketOption] | None) -> Any:
+def _check_literal_family(host: str, families: tuple[socket.AddressFamily, ...]) -> None:
+    """An IP literal of a family ``local_address`` excludes fails as getaddrinfo does."""
+    literal = ip_literal(host)
+    if literal is not None and len(families) == 1:
+        family = socket.AF_INET6 if literal[0].version == 6 else socket.AF_INET
+        if family not in families:
+            raise socket.gaierror(
+                socket.EAI_ADDRFAMILY, "address family of the local address does not match"
+            )
+
+
+def _socket_factory(socket_options: Iterable[SocketOption] | None) -> SocketFactory:
     chosen = list(socket_options or ())
 
     def factory(pair: Pair) -> socket.socket:
@@ -180,8 +194,20 @@ class AsyncNetworkBackend(httpcore.AsyncNetworkBackend):
         **options: Unpack[RaceOptions],
     ) -> None:
         self._options = make_options(**options)
+        if isinstance(resolution_delay, bool) or not isinstance(resolution_delay, (int, float)):
+            raise InvalidArgument(
+                f"resolution_delay must be a number of seconds: {resolution_delay!r}"
+            )
+        if not 0 <= resolution_delay < math.inf:
+            raise InvalidArgument(
+                f"resolution_delay must be >= 0 and finite, got {resolution_delay}"
+            )
+        if resolver is not None and not callable(getattr(resolver, "resolve", None)):
+            raise InvalidArgument(
+                f"resolver {resolver!r} has no resolve(host, port, family) method"
+            )
         self._resolver = resolver
-        self._resolution_delay = resolution_delay
+        self._resolution_delay = float(resolution_delay)
         self._unix = httpcore.AnyIOBackend()
 
     async def connect_tcp(
@@ -195,6 +221,7 @@ class AsyncNetworkBackend(httpcore.AsyncNetworkBackend):
         _require_asyncio()
         with _httpcore_errors():
             options, families = _options_for(self._options, timeout, local_address)
+            _check_literal_family(host, families)
             sock, _pair = await race_by_name(
                 host,
                 port,

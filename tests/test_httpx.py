@@ -172,6 +172,9 @@ async def test_async_names_race_both_families_and_local_address_binds(servers: S
     async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT) as c:
         assert (await c.get(f"http://dual.test:{servers.plain}/")).status_code == 200
     assert started(events) == [f"127.0.0.1:{servers.plain}"]
+    async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT) as c:
+        with pytest.raises(httpx.ConnectError):  # an IPv6 literal: as httpx's own backend
+            await c.get(f"http://[::1]:{servers.plain}/")
 
     opts, events = split(private())
     transport = AsyncHTTPTransport(local_address="127.0.0.3", **opts)
@@ -465,6 +468,8 @@ def test_transports_are_httpx_subclasses_and_options_are_checked() -> None:
         HTTPTransport(attempt_delay=0.001)
     with pytest.raises(ValueError, match="attempt_delay"):
         AsyncHTTPTransport(attempt_delay=0.001)
+    with pytest.raises(ValueError, match="resolution_delay"):
+        AsyncHTTPTransport(resolution_delay=-1)
     transport = HTTPTransport(verify=ssl.create_default_context(), retries=2)
     assert transport._pool._retries == 2  # httpx's own arguments still reach its pool
     assert isinstance(transport._pool._network_backend, ours_httpcore.NetworkBackend)
