@@ -2,20 +2,17 @@
 benchmarks/bench_httpx.py): reads a JSON job on stdin, prints JSON results.
 
 Job: ``{"url": ..., "requests": N, "transport": "ours" | "stock", "side": "async" | "sync",
-"loop": "asyncio" | "uvloop", "connect_timeout": seconds (default 5), "resolver": "system" |
-"inline"}``. ``inline`` (async only) answers both families' lookups within the loop step that
-asks (a getaddrinfo of the namespace's /etc/hosts, microseconds), so that the AAAA answer can
-never come a moment before the A answer and start a race on IPv6 alone. One client; no keep-
-alive, so each request opens a new connection (with our transport: a new race, all sharing the
-process-wide history). Per request: ``elapsed`` (seconds, the whole request), ``status``, and
-with our transport the race ``events`` (kind, destination, time since the race started).
+"loop": "asyncio" | "uvloop", "connect_timeout": seconds (default 5)}``. One client; no
+keep-alive, so each request opens a new connection (with our transport: a new race, all
+sharing the process-wide history). Per request: ``elapsed`` (seconds, the whole request),
+``status``, and with our transport the race ``events`` (kind, destination, time since the
+race started).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 import time
 from typing import Any
@@ -44,16 +41,6 @@ def outcome(
 
 def timeout_of(job: dict[str, Any]) -> httpx.Timeout:
     return httpx.Timeout(5.0, connect=job.get("connect_timeout", 5.0))
-
-
-class InlineResolver:
-    """Both families answered at once from /etc/hosts (blocking, but only microseconds)."""
-
-    async def resolve(self, host: str, port: int, family: socket.AddressFamily) -> list[Any]:
-        try:
-            return socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
-        except socket.gaierror:
-            return []
 
 
 NO_KEEPALIVE = httpx.Limits(max_keepalive_connections=0)  # a new connection per request
@@ -87,7 +74,6 @@ async def run_async(job: dict[str, Any]) -> list[dict[str, Any]]:
         AsyncHTTPTransport(
             limits=NO_KEEPALIVE,
             on_event=events.append,
-            resolver=InlineResolver() if job.get("resolver") == "inline" else None,
         )
         if job["transport"] == "ours"
         else httpx.AsyncHTTPTransport(limits=NO_KEEPALIVE)

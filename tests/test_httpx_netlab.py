@@ -3,13 +3,7 @@ and whose IPv4 address answers after 20 ms (tests/httpx_lab.py), with a new conn
 request. The first race pays the attempt delay once; from the second connection on, the
 history starts IPv4 at once: one attempt, one RTT. Checked with the race's own events;
 wall-clock bounds are generous (the machine is shared).
-
-The async client resolves with a resolver that answers AAAA and A in the same loop step
-(tests/httpx_lab_client.py ``inline``): with the default one (two getaddrinfo calls in
-threads) the AAAA answer now and then arrives a moment before A, and RFC 8305 §3 starts the
-race on the IPv6 address alone, which costs that connection the attempt delay again
-whatever the history knows (about 1 in 10 later connections here): a matter of the shared
-driver (`race_by_name`), not of the httpx integration, measured by bench_httpx.py."""
+"""
 
 from __future__ import annotations
 
@@ -52,7 +46,7 @@ def won(result: dict[str, Any]) -> list[dict[str, Any]]:
 def test_broken_ipv6_name_first_request_pays_the_delay_then_one_rtt(
     lab: NetLab, side: str, loop: str | None
 ) -> None:
-    job = {"transport": "ours", "side": side, "loop": loop, "requests": 4, "resolver": "inline"}
+    job = {"transport": "ours", "side": side, "loop": loop, "requests": 4}
     results = run_client(lab, job)
     assert [r["status"] for r in results] == [200] * 4, results
     first, *later = results
