@@ -401,6 +401,15 @@ def test_sync_unspecified_local_address_keeps_its_family(servers: Servers) -> No
             c.get(f"http://127.0.0.1:{servers.plain}/")
 
 
+def test_sync_socket_option_without_value_is_refused_clearly(servers: Servers) -> None:
+    opts, events = split(private())
+    odd = [(socket.SOL_SOCKET, socket.SO_RCVBUF, None, 4)]
+    with httpx.Client(transport=HTTPTransport(socket_options=odd, **opts)) as c:
+        with pytest.raises(ValueError, match=r"\(level, option, value\) triples"):
+            c.get(f"http://127.0.0.1:{servers.plain}/")
+    assert events == []  # refused before any attempt
+
+
 def test_sync_uds(servers: Servers) -> None:
     opts, events = split(private())
     with httpx.Client(transport=HTTPTransport(uds=servers.uds, **opts)) as c:
