@@ -404,9 +404,9 @@ def test_sync_unspecified_local_address_keeps_its_family(servers: Servers) -> No
 def test_sync_socket_option_without_value_is_refused_clearly(servers: Servers) -> None:
     opts, events = split(private())
     odd = [(socket.SOL_SOCKET, socket.SO_RCVBUF, None, 4)]
-    with httpx.Client(transport=HTTPTransport(socket_options=odd, **opts)) as c:
-        with pytest.raises(ValueError, match=r"\(level, option, value\) triples"):
-            c.get(f"http://127.0.0.1:{servers.plain}/")
+    refused = pytest.raises(ValueError, match=r"\(level, option, value\) triples")
+    with httpx.Client(transport=HTTPTransport(socket_options=odd, **opts)) as c, refused:
+        c.get(f"http://127.0.0.1:{servers.plain}/")
     assert events == []  # refused before any attempt
 
 
