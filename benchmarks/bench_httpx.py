@@ -3,10 +3,11 @@
     python benchmarks/bench_httpx.py              # healthy loopback only (no root needed)
     sudo python benchmarks/bench_httpx.py --lab   # also the lab's broken-IPv6 name (root)
 
-One client per round with keep-alive off (``Limits(max_keepalive_connections=0)``), so every
-request opens a new connection: what a connect-heavy program (a CLI, a serverless handler,
-a crawler) pays. Rounds alternate stock and ours (the order flips every round) so that the
-machine's load hits both alike; the table gives medians over all rounds and the ratio
+Keep-alive is off (``Limits(max_keepalive_connections=0)``), so every request opens a new
+connection: what a connect-heavy program (a CLI, a serverless handler, a crawler) pays.
+Stock and ours alternate (on loopback request by request, two clients side by side; in the
+lab process by process; the order flips every round) so that the machine's load hits both
+alike; the table gives medians over all rounds and the ratio
 stock / ours (above 1: ours is faster). Both use their defaults (ours: the system resolver,
 the process-wide history, attempt delay 0.25 s).
 
@@ -63,34 +64,39 @@ def ratio(stock: float | None, ours: float | None) -> str:
 NO_KEEPALIVE = httpx.Limits(max_keepalive_connections=0)  # a new connection per request
 
 
-def sync_requests(url: str, ours: bool, history: PairHistory, n: int) -> list[float]:
-    out = []
-    transport = (
-        HTTPTransport(limits=NO_KEEPALIVE, history=history)
-        if ours
-        else httpx.HTTPTransport(limits=NO_KEEPALIVE)
-    )
-    with httpx.Client(transport=transport) as client:
+def sync_round(url: str, history: PairHistory, n: int, ours_first: bool) -> dict[bool, list[float]]:
+    """``n`` requests on each of two clients, stock and ours, taking turns."""
+    times: dict[bool, list[float]] = {False: [], True: []}
+    ours = HTTPTransport(limits=NO_KEEPALIVE, history=history)
+    with (
+        httpx.Client(transport=httpx.HTTPTransport(limits=NO_KEEPALIVE)) as stock_client,
+        httpx.Client(transport=ours) as our_client,
+    ):
+        clients = {False: stock_client, True: our_client}
         for _ in range(n):
-            start = time.perf_counter()
-            client.get(url).raise_for_status()
-            out.append(time.perf_counter() - start)
-    return out
+            for which in (ours_first, not ours_first):
+                start = time.perf_counter()
+                clients[which].get(url).raise_for_status()
+                times[which].append(time.perf_counter() - start)
+    return times
 
 
-async def async_requests(url: str, ours: bool, history: PairHistory, n: int) -> list[float]:
-    out = []
-    transport = (
-        AsyncHTTPTransport(limits=NO_KEEPALIVE, history=history)
-        if ours
-        else httpx.AsyncHTTPTransport(limits=NO_KEEPALIVE)
-    )
-    async with httpx.AsyncClient(transport=transport) as client:
+async def async_round(
+    url: str, history: PairHistory, n: int, ours_first: bool
+) -> dict[bool, list[float]]:
+    times: dict[bool, list[float]] = {False: [], True: []}
+    ours = AsyncHTTPTransport(limits=NO_KEEPALIVE, history=history)
+    async with (
+        httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(limits=NO_KEEPALIVE)) as stock_client,
+        httpx.AsyncClient(transport=ours) as our_client,
+    ):
+        clients = {False: stock_client, True: our_client}
         for _ in range(n):
-            start = time.perf_counter()
-            (await client.get(url)).raise_for_status()
-            out.append(time.perf_counter() - start)
-    return out
+            for which in (ours_first, not ours_first):
+                start = time.perf_counter()
+                (await clients[which].get(url)).raise_for_status()
+                times[which].append(time.perf_counter() - start)
+    return times
 
 
 def loopback(rounds: int, per_round: int, sides: list[str]) -> list[list[str]]:
@@ -98,28 +104,26 @@ def loopback(rounds: int, per_round: int, sides: list[str]) -> list[list[str]]:
     with running_servers(Path(tempfile.mkdtemp())) as servers:
         url = f"http://127.0.0.1:{servers.plain}/"
         history = PairHistory()
-        runners: dict[str, Callable[[bool], list[float]]] = {
-            "sync": lambda ours: sync_requests(url, ours, history, per_round),
-            "async (asyncio)": lambda ours: asyncio.run(
-                async_requests(url, ours, history, per_round)
-            ),
+        runners: dict[str, Callable[[int, bool], dict[bool, list[float]]]] = {
+            "sync": lambda n, first: sync_round(url, history, n, first),
+            "async (asyncio)": lambda n, first: asyncio.run(async_round(url, history, n, first)),
         }
         try:
             import uvloop
 
-            runners["async (uvloop)"] = lambda ours: uvloop.run(
-                async_requests(url, ours, history, per_round)
+            runners["async (uvloop)"] = lambda n, first: uvloop.run(
+                async_round(url, history, n, first)
             )
         except ImportError:
             pass
         for side, run in runners.items():
             if side.split()[0] not in sides:
                 continue
-            run(False), run(True)  # warm-up: imports, the first thread pool, the history
+            run(3, True)  # warm-up: imports, the first thread pool, the history
             times: dict[bool, list[float]] = {False: [], True: []}
             for r in range(rounds):
-                for ours in (r % 2 == 1, r % 2 == 0):
-                    times[ours].extend(run(ours))
+                for which, found in run(per_round, r % 2 == 0).items():
+                    times[which].extend(found)
             stock, mine = statistics.median(times[False]), statistics.median(times[True])
             rows.append(["loopback", side, "-", "-", "-", ms(stock), ms(mine), ratio(stock, mine)])
     return rows
@@ -179,8 +183,8 @@ def lab_rows(rounds: int, requests: int, sides: list[str]) -> list[list[str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lab", action="store_true", help="also the lab (needs root)")
-    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds (loopback)")
-    parser.add_argument("--per-round", type=int, default=25, help="requests per loopback round")
+    parser.add_argument("--rounds", type=int, default=10, help="alternating rounds (loopback)")
+    parser.add_argument("--per-round", type=int, default=30, help="requests per loopback round")
     parser.add_argument("--lab-rounds", type=int, default=4, help="processes per library (lab)")
     parser.add_argument("--lab-requests", type=int, default=5, help="requests per process")
     parser.add_argument("--sides", nargs="*", default=["sync", "async"], choices=["sync", "async"])
