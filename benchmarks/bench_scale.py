@@ -2,6 +2,8 @@
 
     python benchmarks/bench_scale.py [--quick] [--only CASE,...] [--rounds N]
 
+aiohappyeyeballs is given ``happy_eyeballs_delay=0.25`` (as aiohttp passes it): a staggered race.
+
 Cases (each contender measured in alternating rounds in one run; median of rounds, and the
 spread min..max of the per-round ratios against the first contender):
 
@@ -18,8 +20,7 @@ spread min..max of the per-round ratios against the first contender):
   refused   a connect right after one to a refused address (defaults)
   dual      a healthy dual-stack race (::1, 127.0.0.1)
 
-Instruction counts: ``--callgrind CASE`` runs one contender of a case under valgrind's
-callgrind (see README, "Performance").
+  instructions  the dual-stack race under valgrind's callgrind: instructions per connect
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ COLD = {
         "import asyncio, socket, aiohappyeyeballs\n"
         "async def m():\n"
         "    infos = [(socket.AF_INET, socket.SOCK_STREAM, 6, '', ('127.0.0.1', PORT))]\n"
-        "    (await aiohappyeyeballs.start_connection(infos)).close()\n"
+        "    (await aiohappyeyeballs.start_connection(infos, happy_eyeballs_delay=0.25)).close()\n"
         "asyncio.run(m())\n"
     ),
     "asyncio open_connection": (
@@ -257,12 +258,16 @@ def list_contenders(size: int, port: int) -> dict[str, Connect]:
         return list_of(size, port, next(fresh_counter))
 
     return {
-        "aiohappyeyeballs same list": lambda: aiohappyeyeballs.start_connection(same_infos),
+        "aiohappyeyeballs same list": lambda: aiohappyeyeballs.start_connection(
+            same_infos, happy_eyeballs_delay=0.25
+        ),
         "aioconnlist same list": lambda: aioconnlist.connect_by_list(same),
         "aioconnlist same list, local_addresses=None": lambda: aioconnlist.connect_by_list(
             same, local_addresses=None
         ),
-        "aiohappyeyeballs fresh list": lambda: aiohappyeyeballs.start_connection(infos_of(fresh())),
+        "aiohappyeyeballs fresh list": lambda: aiohappyeyeballs.start_connection(
+            infos_of(fresh()), happy_eyeballs_delay=0.25
+        ),
         "aioconnlist fresh list": lambda: aioconnlist.connect_by_list(fresh()),
     }
 
@@ -303,7 +308,7 @@ async def case_first(port: int) -> None:
         "    infos = [(socket.AF_INET, socket.SOCK_STREAM, 6, '', ('127.0.0.1', PORT))]\n"
         "    c, t = time.process_time(), time.perf_counter()\n"
         "    if which == 'aiohappyeyeballs':\n"
-        "        s = await aiohappyeyeballs.start_connection(infos)\n"
+        "        s = await aiohappyeyeballs.start_connection(infos, happy_eyeballs_delay=0.25)\n"
         "    else:\n"
         "        s = await aioconnlist.connect_by_list([('127.0.0.1', PORT)])\n"
         "    print(time.perf_counter() - t, time.process_time() - c)\n"
@@ -338,7 +343,9 @@ async def case_idle(port: int, rounds: int) -> None:
     walls: dict[str, list[float]] = {"aiohappyeyeballs": [], "aioconnlist": []}
     cpus: dict[str, list[float]] = {"aiohappyeyeballs": [], "aioconnlist": []}
     connects: dict[str, Connect] = {
-        "aiohappyeyeballs": lambda: aiohappyeyeballs.start_connection(infos),
+        "aiohappyeyeballs": lambda: aiohappyeyeballs.start_connection(
+            infos, happy_eyeballs_delay=0.25
+        ),
         "aioconnlist": lambda: aioconnlist.connect_by_list([("127.0.0.1", port)]),
     }
     for connect in connects.values():
@@ -362,8 +369,14 @@ async def case_refused(port: int, rounds: int) -> None:
 
     async def ahe() -> socket.socket:
         with contextlib.suppress(OSError):
-            (await aiohappyeyeballs.start_connection(infos_of([("127.0.0.1", dead)]))).close()
-        return await aiohappyeyeballs.start_connection(infos_of([("127.0.0.1", port)]))
+            (
+                await aiohappyeyeballs.start_connection(
+                    infos_of([("127.0.0.1", dead)]), happy_eyeballs_delay=0.25
+                )
+            ).close()
+        return await aiohappyeyeballs.start_connection(
+            infos_of([("127.0.0.1", port)]), happy_eyeballs_delay=0.25
+        )
 
     async def ours() -> socket.socket:
         with contextlib.suppress(OSError):
@@ -392,7 +405,9 @@ async def case_dual(port6: int, port4: int, rounds: int) -> None:
     await versus(
         "healthy dual-stack race (::1, 127.0.0.1): µs per connect",
         {
-            "aiohappyeyeballs": lambda: aiohappyeyeballs.start_connection(infos),
+            "aiohappyeyeballs": lambda: aiohappyeyeballs.start_connection(
+                infos, happy_eyeballs_delay=0.25
+            ),
             "aioconnlist": lambda: aioconnlist.connect_by_list(both),
             "aioconnlist local_addresses=None": lambda: aioconnlist.connect_by_list(
                 both, local_addresses=None
@@ -404,6 +419,67 @@ async def case_dual(port6: int, port4: int, rounds: int) -> None:
         1e6,
         "µs",
     )
+
+
+INSTRUCTIONS = (
+    "import asyncio, socket, sys, aiohappyeyeballs, aioconnlist\n"
+    "which, n, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])\n"
+    "both = [('::1', port), ('127.0.0.1', port)]\n"
+    "infos = [(socket.AF_INET6 if ':' in h else socket.AF_INET, socket.SOCK_STREAM, 6, '', (h, p))"
+    " for h, p in both]\n"
+    "connect = {\n"
+    "    'aiohappyeyeballs': lambda: aiohappyeyeballs.start_connection(\n"
+    "        infos, happy_eyeballs_delay=0.25),\n"
+    "    'aioconnlist': lambda: aioconnlist.connect_by_list(both),\n"
+    "    'aioconnlist single address': lambda: aioconnlist.connect_by_list(both[:1]),\n"
+    "}[which]\n"
+    "async def m():\n"
+    "    for _ in range(20):  # warm: caches, the first plan\n"
+    "        (await connect()).close()\n"
+    "    for _ in range(n):\n"
+    "        (await connect()).close()\n"
+    "asyncio.run(m())\n"
+)
+
+
+def callgrind_instructions(which: str, n: int, port: int) -> int:
+    """Instructions (callgrind's Ir) of a process making 20 + ``n`` connects."""
+    out = subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            "-c",
+            INSTRUCTIONS,
+            which,
+            str(n),
+            str(port),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=CHILD_ENV,
+    ).stderr
+    for line in out.splitlines():
+        if "Collected :" in line:
+            return int(line.split(":")[-1])
+    raise RuntimeError(out)
+
+
+def case_instructions(port: int, n: int = 200) -> None:
+    """Instructions per healthy dual-stack race: (Ir of 20 + n connects - Ir of 20) / n."""
+    print(
+        f"\n== healthy dual-stack race (::1, 127.0.0.1): instructions per connect (callgrind, "
+        f"{n} connects) ==",
+        flush=True,
+    )
+    base = None
+    for which in ("aiohappyeyeballs", "aioconnlist", "aioconnlist single address"):
+        per = (callgrind_instructions(which, n, port) - callgrind_instructions(which, 0, port)) / n
+        base = base or per
+        print(f"  {which:<44} {per / 1e3:9.1f}k instr.  x{per / base:.3f}", flush=True)
 
 
 def dual_server() -> tuple[subprocess.Popen[str], int]:
@@ -429,6 +505,8 @@ async def main_async(args: argparse.Namespace, only: set[str]) -> None:
             await case_refused(port, args.rounds)
         if "dual" in only:
             await case_dual(dport, dport, args.rounds)
+        if "instructions" in only:
+            case_instructions(dport)
         if "idle" in only:
             await case_idle(port, max(3, args.rounds // 2))
     finally:
@@ -442,7 +520,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes")
     parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--only", default="cold,imports,first,list,refused,dual,idle")
+    parser.add_argument("--only", default="cold,imports,first,list,refused,dual,instructions,idle")
     args = parser.parse_args()
     if args.quick:
         args.rounds = 3
