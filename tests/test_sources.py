@@ -512,7 +512,8 @@ def test_the_network_is_followed_from_the_first_plan_not_from_import() -> None:
         from aioconnlist._core.options import make_options
         plan_race([parse_address("127.0.0.1:9")], make_options(local_addresses=None), 0.0)
         print(network.current() is not None, threading.active_count() == imported[1] + 1,
-              fds() == imported[0] + 1, network.notifying(), "psutil" in sys.modules)
+              fds() == imported[0] + network.notifying(), network.notifying(),
+              "psutil" in sys.modules)
         sources.after_failed_race()  # notified: the kernel choice stays
         print(len(sources._kernel_cache) == 1)
         """
