@@ -32,14 +32,16 @@ aiohttp raises ImportError (set ``AIOCONNLIST_AIOHTTP_ANY_VERSION=1`` to try any
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import re
 import socket
+import ssl
 import sys
 import warnings
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import aiohttp
 from aiohappyeyeballs import AddrInfoType
@@ -52,16 +54,27 @@ from aiohttp.client_exceptions import (
     ssl_errors,
 )
 from aiohttp.client_proto import ResponseHandler
-from aiohttp.client_reqrep import ClientRequest
+from aiohttp.client_reqrep import ClientRequest, Fingerprint
 from aiohttp.helpers import ceil_timeout
 
 from ._core.addresses import Endpoint, parse_address
 from ._core.errors import InvalidArgument
-from ._core.options import DEFAULT, RESOLUTION_DELAY, Options, make_options
+from ._core.options import (
+    OPTION_NAMES,
+    RESOLUTION_DELAY,
+    Options,
+    RaceOptions,
+    make_options,
+    takes_options,
+    unknown_options_error,
+)
 from ._core.pairs import Pair
 from ._drivers.addrinfo import addr_info_factory, binding_factory, endpoints_of, plain_socket
 from ._drivers.asyncio import race
 from ._io.resolve import FamilyLookups
+
+if TYPE_CHECKING:
+    from ._core.options import Unpack
 
 SUPPORTED_AIOHTTP = ">=3.10,<3.15"
 _OLDEST, _NEWEST = (3, 10), (3, 14)
@@ -183,45 +196,89 @@ class Rfc8305Resolver(AbstractResolver):
         await self.inner.close()
 
 
-class ConnListConnector(aiohttp.TCPConnector):
-    """An ``aiohttp.TCPConnector`` whose connections are won by aioconnlist's race."""
+class TCPConnectorArguments(TypedDict, total=False):
+    """The keyword arguments of ``aiohttp.TCPConnector`` (3.10 to 3.14; some are newer than
+    3.10), for type checkers. ``interleave`` is aioconnlist's option (the same meaning)."""
 
-    def __init__(
-        self,
-        *,
-        local_addresses: Any = "auto",
-        timeout: float | None = None,
-        attempt_delay: float | None = None,
-        min_attempt_delay: float | None = None,
-        sort: bool = True,
-        history: Any = DEFAULT,
-        on_event: Any = None,
-        resolution_delay: float | None = RESOLUTION_DELAY,
-        **tcp_connector_options: Any,
-    ) -> None:
+    verify_ssl: bool
+    fingerprint: bytes | None
+    use_dns_cache: bool
+    ttl_dns_cache: int | None
+    dns_cache_max_size: int
+    family: socket.AddressFamily | int
+    ssl_context: ssl.SSLContext | None
+    ssl: bool | Fingerprint | ssl.SSLContext
+    local_addr: tuple[str, int] | None
+    resolver: AbstractResolver | None
+    keepalive_timeout: float | object | None
+    force_close: bool
+    limit: int
+    limit_per_host: int
+    enable_cleanup_closed: bool
+    loop: asyncio.AbstractEventLoop | None
+    timeout_ceil_threshold: float
+    happy_eyeballs_delay: float | None
+    socket_factory: Callable[[AddrInfoType], socket.socket] | None
+    ssl_shutdown_timeout: float | object | None
+
+
+class ConnectorOptions(RaceOptions, TCPConnectorArguments, total=False):
+    """What `ConnListConnector` takes: aioconnlist's race options, ``resolution_delay`` and
+    every ``aiohttp.TCPConnector`` argument."""
+
+    resolution_delay: float | None
+
+
+#: ``aiohttp.TCPConnector``'s own parameters (of the aiohttp installed), for the signature
+_TCP_PARAMETERS = [
+    parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+    for parameter in inspect.signature(aiohttp.TCPConnector.__init__).parameters.values()
+    if parameter.name != "self"
+    and parameter.name not in OPTION_NAMES
+    and parameter.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+]
+_RESOLUTION_DELAY = inspect.Parameter(
+    "resolution_delay",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=RESOLUTION_DELAY,
+    annotation="float | None",
+)
+_KNOWN = OPTION_NAMES | {"resolution_delay"} | {p.name for p in _TCP_PARAMETERS}
+
+
+class ConnListConnector(aiohttp.TCPConnector):
+    """An ``aiohttp.TCPConnector`` whose connections are won by aioconnlist's race.
+
+    It takes every ``TCPConnector`` argument, aioconnlist's race options (those of
+    `aioconnlist.connect_by_list`: ``local_addresses``, ``timeout``, ``attempt_delay``,
+    ``min_attempt_delay``, ``interleave``, ``sort``, ``history``, ``on_event``) and
+    ``resolution_delay`` (RFC 8305's Resolution Delay; ``None``: aiohttp's single AF_UNSPEC
+    lookup). ``happy_eyeballs_delay`` is the attempt delay (``None``: one address at a time)
+    unless ``attempt_delay`` is given (not both); ``local_addr=(ip, 0)`` is
+    ``local_addresses=[ip]`` (a fixed port is bound as aiohttp binds it).
+    """
+
+    @takes_options(extra=[_RESOLUTION_DELAY, *_TCP_PARAMETERS])
+    def __init__(self, **options: Unpack[ConnectorOptions]) -> None:
+        unknown = options.keys() - _KNOWN
+        if unknown:
+            raise unknown_options_error(unknown, _KNOWN)
+        tcp_connector_options: dict[str, Any] = dict(options)
         ours: dict[str, Any] = {
-            "local_addresses": local_addresses,
-            "timeout": timeout,
-            "sort": sort,
-            "history": history,
-            "on_event": on_event,
+            name: tcp_connector_options.pop(name)
+            for name in list(tcp_connector_options)
+            if name in OPTION_NAMES
         }
-        if min_attempt_delay is not None:
-            ours["min_attempt_delay"] = min_attempt_delay
+        resolution_delay = tcp_connector_options.pop("resolution_delay", RESOLUTION_DELAY)
         if "happy_eyeballs_delay" in tcp_connector_options:
-            if attempt_delay is not None:
+            if "attempt_delay" in ours:
                 raise InvalidArgument("give attempt_delay or happy_eyeballs_delay, not both")
             delay = tcp_connector_options["happy_eyeballs_delay"]
             ours["attempt_delay"] = float("inf") if delay is None else delay
-        elif attempt_delay is not None:
-            ours["attempt_delay"] = attempt_delay
-        interleave = tcp_connector_options.get("interleave")
-        if interleave is not None:
-            ours["interleave"] = interleave
         local_addr = tcp_connector_options.get("local_addr")
         self._bind_fixed_port = False
         if local_addr is not None:
-            if local_addresses != "auto":
+            if ours.get("local_addresses", "auto") != "auto":
                 raise InvalidArgument("give local_addresses or local_addr, not both")
             if not isinstance(local_addr, tuple) or len(local_addr) < 2:
                 raise InvalidArgument(f"local_addr must be (host, port), not {local_addr!r}")

@@ -1,4 +1,4 @@
-"""The blocking facade: the ``WSAConnectByList`` contract for synchronous code (SPEC §3).
+"""The blocking facade: the ``WSAConnectByList`` contract for synchronous code.
 
 ``connect_by_list(sock, addresses, timeout=None, reserved=None, **options) -> (local, remote)``
 connects the caller's own, still unconnected socket to one of ``addresses``;
@@ -79,7 +79,7 @@ Interruption
     caller's socket restored if it made an attempt, the running attempts are recorded as
     cancelled (no evidence against their pairs), and the exception propagates.
 
-Errors (SPEC §3): all are `ConnectError` (an ``OSError``). The arguments are checked before
+Errors: all are `ConnectError` (an ``OSError``). The arguments are checked before
 anything is opened, in this order: ``reserved``, ``sock``, the options, the addresses, their
 families. On every error the caller's socket is left as it was (untouched, or restored after
 its own attempt, see above) and no socket of the race stays open. An unknown option name is a
@@ -123,8 +123,8 @@ import os
 import socket
 import struct
 import sys
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ._core.addresses import Endpoint, parse_addresses
 from ._core.errors import (
@@ -134,10 +134,13 @@ from ._core.errors import (
     NotASocket,
     OutOfResources,
 )
-from ._core.options import Options, options_from
+from ._core.options import ConnectOptions, Options, options_from, takes_options
 from ._core.pairs import Pair
 from ._drivers.poll import AttemptSockets, race
 from ._drivers.sockets import default_socket_factory
+
+if TYPE_CHECKING:
+    from ._core.options import Unpack
 
 __all__ = ["COPIED_OPTIONS", "connect_by_list", "create_connection"]
 
@@ -367,7 +370,7 @@ def _fast_open_connect(sock: socket.socket) -> bool:
 # --------------------------------------------------------------------------- arguments
 
 
-def _make_options(timeout: object, options: dict[str, Any]) -> Options:
+def _make_options(timeout: object, options: Mapping[str, object]) -> Options:
     # An unknown option name is a TypeError, as for any Python call (and as in the async API).
     return options_from({"timeout": timeout, **options})
 
@@ -457,12 +460,13 @@ def _restore(sock: socket.socket, caller: _CallerSocket, connecting: bool) -> No
     sock.settimeout(caller.timeout)
 
 
+@takes_options(ConnectOptions)
 def connect_by_list(
     sock: socket.socket,
     addresses: Iterable[object],
     timeout: float | None = None,
     reserved: object = None,
-    **options: Any,
+    **options: Unpack[ConnectOptions],
 ) -> tuple[Address, Address]:
     """Connect the caller's unbound, unconnected TCP ``sock`` to one of ``addresses``.
 
@@ -472,7 +476,8 @@ def connect_by_list(
     itself (same object, same fd number, same blocking mode/timeout, same options) is the
     connected socket and ``(sock.getsockname(), sock.getpeername())`` is returned. On error a
     `ConnectError` is raised (see the module docstring for the table) and ``sock`` is unchanged.
-    ``**options`` are the race options of SPEC §1 (``local_addresses``, ``attempt_delay``...).
+    ``**options`` are the race options of `aioconnlist.connect_by_list` (``local_addresses``,
+    ``attempt_delay``, ``min_attempt_delay``, ``interleave``, ``sort``, ``history``, ``on_event``).
     """
     if os.name != "posix":  # pragma: no cover - exercised on Windows only
         raise NotImplementedError(
