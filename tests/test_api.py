@@ -1,0 +1,220 @@
+"""The API as people expect it: visible options, asyncio's ``host, port``, familiar exceptions.
+
+Every entry point shows every option with its default in ``inspect.signature`` (and so in
+``help()``); an unknown option is a ``TypeError`` with a hint; ``open_connection`` and
+``create_connection`` take ``host, port`` as well as a list; and ``except
+ConnectionRefusedError`` catches a refused connect on every entry point (real sockets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import inspect
+import pydoc
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+import aioconnlist
+import aioconnlist.blocking
+from aioconnlist import compat
+from aioconnlist._core.options import OPTION_DEFAULTS, OPTION_NAMES
+from aioconnlist.aiohttp import ConnectorOptions, ConnListConnector, TCPConnectorArguments
+
+from .dnsserver import DelayedDNSServer, DnspythonResolver
+from .support import Listener, no_fd_leak, refused_address
+
+ENTRY_POINTS: dict[str, Callable[..., Any]] = {
+    "connect_by_list": aioconnlist.connect_by_list,
+    "connect_by_name": aioconnlist.connect_by_name,
+    "open_connection": aioconnlist.open_connection,
+    "create_connection": aioconnlist.create_connection,
+    "blocking.connect_by_list": aioconnlist.blocking.connect_by_list,
+    "compat.make_start_connection": compat.make_start_connection,
+    "ConnListConnector": ConnListConnector,
+}
+
+
+@pytest.mark.parametrize("name", ENTRY_POINTS)
+def test_the_signature_shows_every_option_with_its_default(name: str) -> None:
+    parameters = inspect.signature(ENTRY_POINTS[name]).parameters
+    assert not any(p.kind is p.VAR_KEYWORD for p in parameters.values()), "no bare **options"
+    for option in OPTION_NAMES:
+        assert option in parameters, f"{name} does not show {option}"
+        if option == "timeout" and name == "blocking.connect_by_list":
+            assert parameters[option].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        else:
+            assert parameters[option].kind is inspect.Parameter.KEYWORD_ONLY
+        assert parameters[option].default == OPTION_DEFAULTS[option]
+        assert parameters[option].annotation is not inspect.Parameter.empty
+    text = pydoc.render_doc(ENTRY_POINTS[name], renderer=pydoc.plaintext)
+    assert "attempt_delay: 'float' = 0.25" in text
+    assert "history: 'PairHistory | None' = DEFAULT_HISTORY" in text
+
+
+def test_the_defaults_shown_are_the_defaults_applied() -> None:
+    from aioconnlist._core.options import DEFAULT_HISTORY, Options, make_options
+
+    made = make_options()
+    for option in OPTION_NAMES:
+        shown = OPTION_DEFAULTS[option]
+        applied = getattr(made, option)
+        if option == "history":
+            assert applied is DEFAULT_HISTORY and repr(shown) == "DEFAULT_HISTORY"
+        else:
+            assert applied == shown == getattr(Options(), option)
+
+
+def test_the_connector_shows_aiohttps_parameters_and_types_them_all() -> None:
+    parameters = inspect.signature(ConnListConnector).parameters
+    stock = inspect.signature(aiohttp.TCPConnector).parameters
+    assert parameters["resolution_delay"].default == 0.05
+    for name, parameter in stock.items():
+        assert name in parameters, name
+        if name not in OPTION_NAMES:
+            assert parameters[name].default == parameter.default
+            # the TypedDict type checkers see names every argument of the installed aiohttp
+            assert name in TCPConnectorArguments.__optional_keys__, name
+    assert ConnectorOptions.__optional_keys__ >= OPTION_NAMES
+
+
+@pytest.mark.parametrize(
+    ("given", "hint"),
+    [
+        ("timout", "did you mean timeout="),
+        ("atempt_delay", "did you mean attempt_delay="),
+        ("happy_eyeballs_delay", "here it is attempt_delay="),
+        ("source_address", "here it is local_addresses="),
+        ("local_addr", "here it is local_addresses="),
+        ("timeout_s", "here it is timeout="),
+    ],
+)
+async def test_an_unknown_option_is_a_type_error_with_a_hint(given: str, hint: str) -> None:
+    address = [refused_address()]
+    caller = socket.socket()
+    if given in ("happy_eyeballs_delay", "local_addr"):  # aiohttp's own: the connector takes them
+        calls: list[Callable[[], object]] = []
+    else:
+        calls = [lambda: ConnListConnector(**{given: 1})]
+    calls += [
+        lambda: compat.make_start_connection(**{given: 1}),
+        lambda: aioconnlist.blocking.connect_by_list(caller, address, **{given: 1}),
+    ]
+    coroutines = [
+        lambda: aioconnlist.connect_by_list(address, **{given: 1}),
+        lambda: aioconnlist.connect_by_name("127.0.0.1", 80, **{given: 1}),
+        lambda: aioconnlist.open_connection(address, **{given: 1}),
+        lambda: aioconnlist.open_connection("127.0.0.1", 80, **{given: 1}),
+        lambda: aioconnlist.create_connection(asyncio.Protocol, address, **{given: 1}),
+    ]
+    with no_fd_leak():
+        for call in calls:
+            with pytest.raises(
+                TypeError, match=f"'{given}' \\([^)]*{hint}[^)]*\\).*the options are"
+            ):
+                result = call()
+                if isinstance(result, socket.socket):
+                    result.close()
+        for make in coroutines:
+            with pytest.raises(TypeError, match=f"'{given}' \\([^)]*{hint}[^)]*\\)"):
+                await make()
+    caller.close()
+
+
+# --- asyncio's host, port -------------------------------------------------------------------
+
+
+async def test_open_connection_takes_host_and_port(listener: Listener) -> None:
+    reader, writer = await aioconnlist.open_connection("127.0.0.1", listener.port, history=None)
+    try:
+        assert writer.get_extra_info("peername")[:2] == ("127.0.0.1", listener.port)
+        assert not reader.at_eof()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    reader, writer = await aioconnlist.open_connection(
+        "127.0.0.1", port=listener.port, history=None
+    )
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_a_host_name_is_resolved_by_the_resolver_given(listener: Listener) -> None:
+    async with DelayedDNSServer({"api.test": {"A": ["127.0.0.1"]}}) as server:
+        resolver = DnspythonResolver(server.host, server.port)
+        transport, _protocol = await aioconnlist.create_connection(
+            asyncio.Protocol, "api.test", listener.port, resolver=resolver, history=None
+        )
+        try:
+            assert transport.get_extra_info("peername")[:2] == ("127.0.0.1", listener.port)
+        finally:
+            transport.close()
+    assert {family for _, _, family in resolver.calls} == {socket.AF_INET, socket.AF_INET6}
+    assert {host for host, _, _ in resolver.calls} == {"api.test"}
+
+
+async def test_the_list_form_refuses_a_resolver_and_the_host_form_a_list() -> None:
+    with pytest.raises(TypeError, match="resolver= applies to a host name"):
+        await aioconnlist.open_connection(["127.0.0.1:80"], resolver=object())  # type: ignore[call-overload]
+    with pytest.raises(aioconnlist.InvalidArgument, match="host name or IP, not list"):
+        await aioconnlist.open_connection(["127.0.0.1:80"], 80)  # type: ignore[call-overload]
+
+
+# --- except ConnectionRefusedError, everywhere ---------------------------------------------
+
+
+def _refused_by(error: BaseException) -> None:
+    assert isinstance(error, ConnectionRefusedError), repr(error)
+    assert isinstance(error, aioconnlist.ConnectError)
+
+
+async def test_a_refused_connect_is_a_connection_refused_error_on_every_async_entry_point() -> None:
+    host, port = refused_address()
+    address = [(host, port)]
+    with no_fd_leak():
+        calls = [
+            aioconnlist.connect_by_list(address, history=None),
+            aioconnlist.connect_by_name(host, port, history=None),
+            aioconnlist.open_connection(address, history=None),
+            aioconnlist.open_connection(host, port, history=None),
+            aioconnlist.create_connection(asyncio.Protocol, address, history=None),
+            aioconnlist.create_connection(asyncio.Protocol, host, port, history=None),
+            compat.start_connection([(socket.AF_INET, socket.SOCK_STREAM, 6, "", (host, port))]),
+            compat.make_start_connection(history=None)(
+                [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (host, port))]
+            ),
+        ]
+        for call in calls:
+            try:
+                await call
+            except ConnectionRefusedError as error:
+                _refused_by(error)
+            else:  # pragma: no cover - a failure
+                pytest.fail(f"{call} connected to a closed port")
+
+
+def test_a_refused_connect_is_a_connection_refused_error_in_the_blocking_facade() -> None:
+    address = [refused_address()]
+    with no_fd_leak():
+        with socket.socket() as sock, pytest.raises(ConnectionRefusedError) as info:
+            aioconnlist.blocking.connect_by_list(sock, address, history=None)
+        _refused_by(info.value)
+        with pytest.raises(ConnectionRefusedError) as info:
+            aioconnlist.blocking.create_connection(address, history=None)
+        _refused_by(info.value)
+
+
+async def test_a_refused_connect_through_the_aiohttp_connector_is_a_connection_refused_error() -> (
+    None
+):
+    host, port = refused_address()
+    connector = ConnListConnector(history=None)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        with pytest.raises(aiohttp.ClientConnectorError) as info:
+            await session.get(f"http://{host}:{port}/")
+    _refused_by(info.value.os_error)
+    assert info.value.errno == errno.ECONNREFUSED
