@@ -3,7 +3,7 @@
 The endpoints (all on 127.0.0.1, so any OS's loopback works):
 
 - **black hole**: a listener with ``listen(0)`` whose accept queue is filled first by our own
-  connections; the kernel then drops new SYNs, so a connect there is never answered (SPEC §6);
+  connections; the kernel then drops new SYNs, so a connect there is never answered;
 - **refused**: a port bound but not listening; the kernel answers a SYN with RST at once;
 - **working**: an ordinary listener (the kernel completes the handshake without ``accept()``);
 - **slow**: filled like the black hole, then released (its queue accepted) shortly after a

@@ -1,6 +1,6 @@
 """Remote and local addresses: parsing every accepted form into one `Endpoint` type.
 
-Accepted forms (SPEC §1): ``(ip, port)``, ``(ip6, port, flowinfo, scope_id)``,
+Accepted forms: ``(ip, port)``, ``(ip6, port, flowinfo, scope_id)``,
 ``"192.0.2.1:80"``, ``"[2001:db8::1]:443"``, ``"[fe80::1%eth0]:80"``, getaddrinfo 5-tuples and
 `Endpoint` itself. ``::ffff:a.b.c.d`` is IPv4. Host names are refused: they need
 `connect_by_name`. Everything malformed raises `InvalidArgument` naming the problem.

@@ -76,7 +76,7 @@ class SourceView:
     kernel_choice: Mapping[IPAddress, IPAddress | None] = field(default_factory=dict)
 
 
-# --- suitability of a (source, destination) pair (SPEC §2.1) ----------------------------------
+# --- suitability of a (source, destination) pair (never attempted when unsuitable) ---------------
 
 LOOPBACK, LINK_LOCAL, WIDER = 0, 1, 2
 
@@ -103,7 +103,7 @@ def destination_usable(destination: Endpoint) -> bool:
 
 
 def source_usable(source: LocalAddress, destination: Endpoint) -> bool:
-    """Whether binding ``source`` can reach ``destination`` usefully (SPEC §2.1).
+    """Whether binding ``source`` can reach ``destination`` usefully.
 
     Same family; the destination usable at all; loopback and link-local sources only to
     destinations of the same kind (link-local: the same zone when both zones are known).

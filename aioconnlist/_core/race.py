@@ -6,7 +6,7 @@ error a lost race reports. It never touches a socket or a clock: the driver feed
 what to start next and when to wake up. That is what lets tests replay a race in virtual time
 with exact timings.
 
-Rules (SPEC §2.3-2.5, §2.7):
+Rules (staggering, first success wins, all fail, history):
 - the first attempt starts at once; the next one when the newest attempt fails (at once) or
   when its attempt delay has elapsed, whichever comes first;
 - the delay after a pair whose RTT history knows shrinks to srtt + 4*rttvar, clamped to
@@ -240,7 +240,7 @@ def describe_attempts(attempts: Sequence[Attempt]) -> str:
 
 
 def race_error(attempts: Sequence[Attempt], *, timed_out: bool, untried: int = 0) -> ConnectError:
-    """The error a race that connected nothing reports (SPEC §2.5).
+    """The error a race that connected nothing reports.
 
     Pure: the caller raises it. ``errno`` is that of the last attempt to fail, ETIMEDOUT when the
     deadline ended the race, ENOBUFS when the last failure was a resource shortage.

@@ -1,4 +1,4 @@
-"""Name resolution (SPEC §4, RFC 8305 §3): the resolvers and the staging of their answers.
+"""Name resolution (RFC 8305 §3): the resolvers and the staging of their answers.
 
 AAAA and A are asked concurrently, one resolver call per family. Racing starts as soon as a
 positive AAAA answer arrives, or `RESOLUTION_DELAY` (50 ms) after a positive A answer that came
