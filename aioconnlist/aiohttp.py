@@ -43,8 +43,13 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
-import aiohttp
-from aiohappyeyeballs import AddrInfoType
+from ._core.extras import missing_extra
+
+try:
+    import aiohttp
+    from aiohappyeyeballs import AddrInfoType
+except ImportError as exc:
+    raise missing_extra(exc, "aiohttp", "aioconnlist.aiohttp") from exc
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.client_exceptions import (
     ClientConnectorCertificateError,

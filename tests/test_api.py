@@ -218,3 +218,91 @@ async def test_a_refused_connect_through_the_aiohttp_connector_is_a_connection_r
             await session.get(f"http://{host}:{port}/")
     _refused_by(info.value.os_error)
     assert info.value.errno == errno.ECONNREFUSED
+
+
+# --- errors that say why, the version, missing extras ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("addresses", "options", "why"),
+    [
+        (
+            ["[fe80::1]:80"],
+            {},
+            r"fe80::1 is IPv6 link-local and has no zone \(write it \[fe80::1%eth0\]:80\)",
+        ),
+        (
+            ["[2001:db8::1]:80"],
+            {"local_addresses": ["127.0.0.1"]},
+            "no IPv6 address among local_addresses",
+        ),
+        (
+            ["192.0.2.1:80"],
+            {"local_addresses": ["127.0.0.1"]},
+            "it is global and the IPv4 local_addresses are loopback",
+        ),
+        (
+            ["[2001:db8::1]:80"],
+            {"local_addresses": ["192.0.2.9"]},
+            r"not an address of this machine: 192\.0\.2\.9",
+        ),
+    ],
+)
+async def test_no_usable_pair_says_why(
+    addresses: list[str], options: dict[str, Any], why: str
+) -> None:
+    with no_fd_leak():
+        with pytest.raises(aioconnlist.InvalidArgument, match=f"no usable .*{why}"):
+            await aioconnlist.connect_by_list(addresses, **options)
+        with (
+            socket.socket(socket.AF_INET6) as sock,
+            pytest.raises(aioconnlist.InvalidArgument, match=why),
+        ):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            aioconnlist.blocking.connect_by_list(sock, addresses, **options)
+
+
+def test_the_package_says_its_version() -> None:
+    from importlib.metadata import version
+
+    assert "__version__" in dir(aioconnlist)
+    assert aioconnlist.__version__ == version("aioconnlist")
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        aioconnlist.nonexistent  # type: ignore[attr-defined]  # noqa: B018
+
+
+BLOCK_IMPORT = """
+import importlib.abc, sys
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == {package!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+sys.meta_path.insert(0, Missing())
+try:
+    {statement}
+except ImportError as error:
+    print(error)
+    print(error.name)
+"""
+
+
+@pytest.mark.parametrize(
+    ("package", "statement", "extra"),
+    [
+        ("aiohttp", "import aioconnlist.aiohttp", "aiohttp"),
+        ("aiodns", "import aioconnlist; aioconnlist.AiodnsResolver()", "aiodns"),
+    ],
+)
+def test_a_missing_extra_names_the_pip_command(package: str, statement: str, extra: str) -> None:
+    import subprocess
+    import sys
+
+    script = BLOCK_IMPORT.format(package=package, statement=statement)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    message, name = result.stdout.splitlines()
+    assert f"needs {package}" in message
+    assert f"pip install 'aioconnlist[{extra}]'" in message
+    assert name == package

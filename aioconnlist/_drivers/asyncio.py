@@ -100,7 +100,7 @@ async def race(
     known = list(destinations)
     pairs = plan_race(known, options, start) if known else []
     if not pairs and more_destinations is None:
-        raise no_usable_pair(known)
+        raise no_usable_pair(known, options)
     if len(pairs) == 1 and more_destinations is None:
         return await _one_pair(pairs[0], options, factory, loop, start)
     state = new_race(pairs, options, start, more=more_destinations is not None)

@@ -12,10 +12,10 @@ from .._core.addresses import Endpoint
 from .._core.errors import InvalidArgument
 from .._core.history import PairHistory
 from .._core.options import Options
-from .._core.pairs import Pair
+from .._core.pairs import LINK_LOCAL, LOOPBACK, WIDER, Pair, destination_usable, locality
 from .._core.planner import plan_pairs
 from .._core.race import Race
-from .._io.sources import gather_sources_until, sources_generation
+from .._io.sources import gather_sources_until, machine_addresses, sources_generation
 
 
 @dataclass(slots=True)
@@ -95,9 +95,44 @@ def _history_unchanged(version: tuple[int, int] | None, history: PairHistory | N
     return version[0] == current[0] and (version[1] == -1 or version[1] == current[1])
 
 
-def no_usable_pair(destinations: Sequence[Endpoint]) -> InvalidArgument:
-    shown = ", ".join(str(d) for d in destinations[:8]) + (", ..." if len(destinations) > 8 else "")
-    return InvalidArgument(f"no usable (source, destination) pair for {shown}")
+_KIND = {LOOPBACK: "loopback", LINK_LOCAL: "link-local", WIDER: "global"}
+
+
+def _why_unusable(destination: Endpoint, local: object) -> str:
+    """Why no pair can reach ``destination`` with the sources ``local`` (Options' form)."""
+    ip = destination.ip
+    if not destination_usable(destination):
+        return f"{ip} is IPv6 link-local and has no zone (write it [{ip}%eth0]:{destination.port})"
+    if not isinstance(local, tuple):
+        return "no source reaches it"
+    family = [s for s in local if s.ip.version == ip.version]
+    if not family:
+        return f"no IPv{ip.version} address among local_addresses (a source must be of its family)"
+    kind = _KIND[locality(ip)]
+    kinds = sorted({_KIND[locality(s.ip)] for s in family})
+    return (
+        f"it is {kind} and the IPv{ip.version} local_addresses are {'/'.join(kinds)}: "
+        "loopback and link-local sources reach only destinations of their own kind"
+    )
+
+
+def no_usable_pair(
+    destinations: Sequence[Endpoint], options: Options | None = None
+) -> InvalidArgument:
+    """The error for a race with nothing to attempt, saying why for each destination (a
+    family mismatch, a link-local address without zone, sources of the wrong kind) and which
+    explicit sources are not addresses of this machine."""
+    local = None if options is None else options.local_addresses
+    reasons = [f"{d}: {_why_unusable(d, local)}" for d in destinations[:8]]
+    if len(destinations) > 8:
+        reasons.append(f"and {len(destinations) - 8} more")
+    message = "no usable (source, destination) pair: " + "; ".join(reasons)
+    if isinstance(local, tuple):
+        machine = {a.ip for a in machine_addresses()}
+        foreign = [str(s) for s in local if s.ip not in machine]
+        if foreign:
+            message += f" (not an address of this machine: {', '.join(foreign)})"
+    return InvalidArgument(message)
 
 
 def new_race(pairs: Sequence[Pair], options: Options, origin: float, more: bool = False) -> Race:

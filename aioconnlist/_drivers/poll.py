@@ -201,7 +201,7 @@ def race(
     start = clock()
     pairs = plan_race(destinations, options, start)
     if not pairs:
-        raise no_usable_pair(destinations)
+        raise no_usable_pair(destinations, options)
     if len(pairs) == 1 and options.timeout is None and options.on_event is None:
         return _one_pair(pairs[0], options, sockets, start), pairs[0]
     state = new_race(pairs, options, start)

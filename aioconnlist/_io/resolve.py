@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_check
 
 from .._core.addresses import Endpoint, parse_address, parse_ip
 from .._core.errors import ExceptionGroup, InvalidArgument, NameResolutionError
+from .._core.extras import missing_extra
 from .._core.options import RESOLUTION_DELAY
 
 if TYPE_CHECKING:
@@ -106,10 +107,8 @@ class AiodnsResolver:
     def __init__(self, nameservers: Sequence[str] | None = None, **channel_options: Any) -> None:
         try:
             import aiodns  # noqa: F401
-        except ImportError:
-            raise ImportError(
-                "AiodnsResolver needs the aiodns package: pip install aiodns"
-            ) from None
+        except ImportError as exc:
+            raise missing_extra(exc, "aiodns", "aioconnlist.AiodnsResolver") from exc
         if isinstance(nameservers, str):
             raise InvalidArgument(f"nameservers must be a list of strings, not {nameservers!r}")
         self.nameservers = list(nameservers) if nameservers is not None else None
