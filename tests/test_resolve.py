@@ -365,7 +365,7 @@ async def test_bad_arguments(host, port, kw, text):
 
 
 async def test_an_unknown_option_is_a_type_error():
-    with pytest.raises(TypeError, match="'bogus'.*the options are"):
+    with pytest.raises(TypeError, match=r"'bogus'.*the options are"):
         await connect_by_name("dual.test", 80, bogus=1)  # type: ignore[call-arg]
 
 
