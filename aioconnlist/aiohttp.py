@@ -121,8 +121,15 @@ class _LateJoin:
         task, self._task = self._task, None
         if task is None:
             raise StopAsyncIteration
-        # shielded: the task is shared by every request resolving this name meanwhile
-        results = await asyncio.shield(task)
+        # Waited for, not awaited: the task is shared by every request resolving this name
+        # meanwhile (so it must not be cancelled with this race), and when the connector
+        # closes it is cancelled - that ends the late answers, it must not become a stray
+        # CancelledError in a request that nobody cancelled. A late lookup that failed
+        # likewise only means that no more addresses come.
+        await asyncio.wait([task])
+        if task.cancelled() or task.exception() is not None:
+            raise StopAsyncIteration
+        results = task.result()
         if not results:
             raise StopAsyncIteration
         return _results_to_endpoints(results)
@@ -302,6 +309,8 @@ class ConnListConnector(aiohttp.TCPConnector):
                 f"resolution_delay must be None or seconds >= 0, not {resolution_delay!r}"
             )
         self.options: Options = make_options(**ours)
+        self._racing: set[asyncio.Future[tuple[socket.socket, Pair]]] = set()
+        self._stopped: set[asyncio.Future[tuple[socket.socket, Pair]]] = set()
         # ours to apply (aiohttp < 3.12 has no such argument; its own use is replaced)
         self._addr_info_factory = tcp_connector_options.pop("socket_factory", None)
         super().__init__(**tcp_connector_options)
@@ -330,13 +339,40 @@ class ConnListConnector(aiohttp.TCPConnector):
 
     async def _race(self, addr_infos: list[AddrInfoType], req: ClientRequest) -> socket.socket:
         destinations, by_endpoint = endpoints_of(addr_infos)
-        sock, _pair = await race(
-            destinations,
-            self.options,
-            more_destinations=self._late_answers(req),
-            socket_factory=self._socket_factory_for(by_endpoint),
+        late = self._late_answers(req)
+        factory = self._socket_factory_for(by_endpoint)
+        if late is None:
+            sock, _pair = await race(destinations, self.options, socket_factory=factory)
+            return sock
+        # A race that waits for late answers runs as a task of the connector's, so that
+        # closing the connector ends it at once (as it ends the lookups it is waiting for):
+        # the request then gets aiohttp's "Connector is closed", not a CancelledError.
+        inner = asyncio.ensure_future(
+            race(destinations, self.options, more_destinations=late, socket_factory=factory)
         )
+        self._racing.add(inner)
+        try:
+            sock, _pair = await inner
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            cancelling = getattr(current, "cancelling", None)  # Python >= 3.11
+            outer_cancelled = cancelling() > 0 if cancelling is not None else False
+            if inner in self._stopped and not outer_cancelled:
+                raise aiohttp.ClientConnectionError("Connector is closed") from None
+            raise
+        finally:
+            self._racing.discard(inner)
+            self._stopped.discard(inner)
         return sock
+
+    def _close(self, *args: Any, **kwargs: Any) -> Any:
+        waiters = super()._close(*args, **kwargs)
+        for task in list(self._racing):
+            self._stopped.add(task)
+            task.cancel()
+            if isinstance(waiters, list):  # aiohttp >= 3.12 awaits these in close()
+                waiters.append(task)
+        return waiters
 
     async def _wrap_create_connection(
         self,
