@@ -155,6 +155,8 @@ class Rfc8305Resolver(AbstractResolver):
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
+        """AF_UNSPEC: the first answers by RFC 8305 §3, the late ones kept for the races;
+        another family: the wrapped resolver's answer."""
         if family != socket.AF_UNSPEC:
             return await self.inner.resolve(host, port, family)
 
@@ -203,6 +205,7 @@ class Rfc8305Resolver(AbstractResolver):
             await lookups.aclose()
 
     async def close(self) -> None:
+        """Cancel the late lookups still pending, then close the wrapped resolver."""
         for task in list(self.late.values()):
             task.cancel()
         await self.inner.close()

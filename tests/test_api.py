@@ -306,3 +306,47 @@ def test_a_missing_extra_names_the_pip_command(package: str, statement: str, ext
     assert f"needs {package}" in message
     assert f"pip install 'aioconnlist[{extra}]'" in message
     assert name == package
+
+
+# --- docstrings that stand alone -------------------------------------------------------------
+
+
+def _public_names() -> list[tuple[str, object]]:
+    import aioconnlist.aiohttp
+
+    found = []
+    for module in (aioconnlist, aioconnlist.blocking, compat, aioconnlist.aiohttp):
+        names = getattr(module, "__all__", None) or [
+            n
+            for n, v in vars(module).items()
+            if not n.startswith("_") and getattr(v, "__module__", None) == module.__name__
+        ]
+        for name in names:
+            obj = getattr(module, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                found.append((f"{module.__name__}.{name}", obj))
+                if inspect.isclass(obj):
+                    found += [
+                        (f"{module.__name__}.{name}.{k}", v)
+                        for k, v in vars(obj).items()
+                        if not k.startswith("_")
+                        and (inspect.isfunction(v) or isinstance(v, property))
+                    ]
+    return found
+
+
+def test_every_public_name_has_a_docstring_that_stands_alone() -> None:
+    names = _public_names()
+    assert len(names) > 40
+    undocumented = [name for name, obj in names if not (getattr(obj, "__doc__", "") or "").strip()]
+    assert not undocumented
+    from pathlib import Path
+
+    package = Path(aioconnlist.__file__).parent
+    citing = [
+        f"{path.relative_to(package)}:{number}"
+        for path in package.rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "SPEC §" in line or "SPEC section" in line
+    ]
+    assert not citing, "the SPEC does not ship with the package"

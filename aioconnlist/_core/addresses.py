@@ -55,6 +55,7 @@ class Endpoint:
 
     @property
     def family(self) -> socket.AddressFamily:
+        """AF_INET6 or AF_INET (an ``::ffff:a.b.c.d`` address is IPv4)."""
         return self._family
 
     def sockaddr(self, family: int | None = None) -> tuple[Any, ...]:

@@ -41,6 +41,7 @@ class Pair:
 
     @property
     def effective_source(self) -> IPAddress | None:
+        """The source the attempt uses: the bound one, else the kernel's choice (if known)."""
         return self.source.ip if self.source is not None else self.kernel_source
 
     @property

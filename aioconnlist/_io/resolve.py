@@ -46,7 +46,9 @@ class Resolver(Protocol):
 
     async def resolve(
         self, host: str, port: int, family: socket.AddressFamily
-    ) -> Sequence[Endpoint]: ...
+    ) -> Sequence[Endpoint]:
+        """The addresses of ``host`` in ``family`` (AF_INET6 or AF_INET), with ``port``."""
+        ...
 
 
 def endpoints(items: Iterable[object]) -> list[Endpoint]:
@@ -62,6 +64,7 @@ class SystemResolver:
     """
 
     async def resolve(self, host: str, port: int, family: socket.AddressFamily) -> list[Endpoint]:
+        """getaddrinfo(host, port, family) in the loop's thread pool, as endpoints."""
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(
             host, port, family=family, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
@@ -128,6 +131,7 @@ class AiodnsResolver:
         return channel
 
     async def resolve(self, host: str, port: int, family: socket.AddressFamily) -> list[Endpoint]:
+        """One AAAA (AF_INET6) or A (AF_INET) query through c-ares, as endpoints."""
         import aiodns
 
         try:
