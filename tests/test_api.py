@@ -9,7 +9,9 @@ ConnectionRefusedError`` catches a refused connect on every entry point (real so
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import gc
 import inspect
 import pydoc
 import socket
@@ -26,7 +28,15 @@ from aioconnlist._core.options import OPTION_DEFAULTS, OPTION_NAMES
 from aioconnlist.aiohttp import ConnectorOptions, ConnListConnector, TCPConnectorArguments
 
 from .dnsserver import DelayedDNSServer, DnspythonResolver
-from .support import Listener, no_fd_leak, refused_address
+from .support import Listener, refused_address
+from .support import no_fd_leak as _no_fd_leak
+
+
+def no_fd_leak() -> contextlib.AbstractContextManager[None]:
+    """`support.no_fd_leak`, after what earlier tests left to the garbage collector is gone."""
+    gc.collect()
+    return _no_fd_leak()
+
 
 ENTRY_POINTS: dict[str, Callable[..., Any]] = {
     "connect_by_list": aioconnlist.connect_by_list,
@@ -143,16 +153,27 @@ async def test_open_connection_takes_host_and_port(listener: Listener) -> None:
     await writer.wait_closed()
 
 
+class Closing(asyncio.Protocol):
+    """A protocol whose ``lost`` future is done once its transport closed the socket."""
+
+    def __init__(self) -> None:
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost.set_result(None)
+
+
 async def test_a_host_name_is_resolved_by_the_resolver_given(listener: Listener) -> None:
     async with DelayedDNSServer({"api.test": {"A": ["127.0.0.1"]}}) as server:
         resolver = DnspythonResolver(server.host, server.port)
-        transport, _protocol = await aioconnlist.create_connection(
-            asyncio.Protocol, "api.test", listener.port, resolver=resolver, history=None
+        transport, protocol = await aioconnlist.create_connection(
+            Closing, "api.test", listener.port, resolver=resolver, history=None
         )
         try:
             assert transport.get_extra_info("peername")[:2] == ("127.0.0.1", listener.port)
         finally:
             transport.close()
+            await protocol.lost  # the socket is closed by then
     assert {family for _, _, family in resolver.calls} == {socket.AF_INET, socket.AF_INET6}
     assert {host for host, _, _ in resolver.calls} == {"api.test"}
 
