@@ -258,6 +258,15 @@ _RESOLUTION_DELAY = inspect.Parameter(
     default=RESOLUTION_DELAY,
     annotation="float | None",
 )
+if "socket_factory" not in {p.name for p in _TCP_PARAMETERS}:  # aiohttp < 3.12: ours only
+    _TCP_PARAMETERS.append(
+        inspect.Parameter(
+            "socket_factory",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation="Callable[[AddrInfoType], socket.socket] | None",
+        )
+    )
 _KNOWN = OPTION_NAMES | {"resolution_delay"} | {p.name for p in _TCP_PARAMETERS}
 
 

@@ -379,7 +379,7 @@ def test_interrupt_is_one_line(black_hole: BlackHole) -> None:
 
 def test_the_live_line_shows_the_attempts_in_flight_on_a_terminal(black_hole: BlackHole) -> None:
     target = addr(black_hole.address)
-    shown = run_on_terminal("connect", "--timeout", "0.5", target, status=1)
+    shown = run_on_terminal("connect", "--timeout", "0.5", target, status=1, COLUMNS="120")
     # redrawn in place (carriage return, erase line) while the attempt is in flight...
     assert re.search(r"\r\x1b\[Kracing: 1 in flight, 0 failed, 0\.\d s of 0\.5 s", shown), shown
     assert f"newest #1 {target}" in shown
