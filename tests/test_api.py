@@ -178,6 +178,40 @@ async def test_a_host_name_is_resolved_by_the_resolver_given(listener: Listener)
     assert {host for host, _, _ in resolver.calls} == {"api.test"}
 
 
+async def test_with_ssl_the_host_is_the_server_hostname() -> None:
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"hello")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=server_context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        # no server_hostname given: asyncio's rule, the host is checked against the certificate
+        reader, writer = await aioconnlist.open_connection(
+            "127.0.0.1", port, ssl=client_context, history=None, timeout=5
+        )
+        assert await reader.read() == b"hello"
+        writer.close()
+        await writer.wait_closed()
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await aioconnlist.open_connection(
+                "127.0.0.1", port, ssl=client_context, server_hostname="other.test", history=None
+            )
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def test_the_list_form_refuses_a_resolver_and_the_host_form_a_list() -> None:
     with pytest.raises(TypeError, match="resolver= applies to a host name"):
         await aioconnlist.open_connection(["127.0.0.1:80"], resolver=object())  # type: ignore[call-overload]
