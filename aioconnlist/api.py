@@ -156,8 +156,21 @@ async def create_connection(
 @overload
 async def create_connection(
     protocol_factory: Callable[[], _Protocol],
+    *,
+    host: str,
+    port: int,
+    ssl: SSLArgument = None,
+    server_hostname: str | None = None,
+    resolver: Resolver | None = None,
+    resolution_delay: float = RESOLUTION_DELAY,
+    **options: Unpack[RaceOptions],
+) -> tuple[asyncio.Transport, _Protocol]: ...
+
+
+@overload
+async def create_connection(
+    protocol_factory: Callable[[], _Protocol],
     addresses: Iterable[object],
-    /,
     *,
     ssl: SSLArgument = None,
     server_hostname: str | None = None,
@@ -168,10 +181,10 @@ async def create_connection(
 @takes_options()
 async def create_connection(
     protocol_factory: Callable[[], _Protocol],
-    target: str | Iterable[object],
-    /,
+    addresses: str | Iterable[object] | None = None,
     port: int | None = None,
     *,
+    host: str | None = None,
     ssl: SSLArgument = None,
     server_hostname: str | None = None,
     resolver: Resolver | None = None,
@@ -181,15 +194,30 @@ async def create_connection(
     """Like ``loop.create_connection``, over the race's winning socket.
 
     ``create_connection(factory, addresses)`` races a list of addresses (as
-    `connect_by_list`); ``create_connection(factory, host, port)`` resolves ``host`` first
-    (as `connect_by_name`, with ``resolver`` and ``resolution_delay``). ``ssl`` and
-    ``server_hostname`` mean what they mean to asyncio; with a host name, ``server_hostname``
-    defaults to it. ``timeout`` covers the race (and resolution) and the TLS handshake
-    together. The options are `connect_by_list`'s; errors too.
+    `connect_by_list`); ``create_connection(factory, host, port)`` (or ``host=``, ``port=``,
+    asyncio's way) resolves ``host`` first (as `connect_by_name`, with ``resolver`` and
+    ``resolution_delay``). ``ssl`` and ``server_hostname`` mean what they mean to asyncio;
+    with a host, ``server_hostname`` defaults to it. ``timeout`` covers the race (and
+    resolution) and the TLS handshake together. The options are `connect_by_list`'s; errors
+    too.
     """
+    target = _target(addresses, host, port)
     return await _create_connection(
         protocol_factory, target, port, ssl, server_hostname, resolver, resolution_delay, options
     )
+
+
+def _target(addresses: object, host: str | None, port: int | None) -> object:
+    """What to connect to: ``addresses`` (a list, or a host given positionally) or ``host``."""
+    if host is None:
+        if addresses is None:
+            raise TypeError("a list of addresses, or a host and port, is required")
+        return addresses
+    if addresses is not None:
+        raise TypeError("give a list of addresses or host=, not both")
+    if port is None:
+        raise TypeError("host= needs port=")
+    return host
 
 
 async def _create_connection(
@@ -238,8 +266,21 @@ async def open_connection(
 
 @overload
 async def open_connection(
+    *,
+    host: str,
+    port: int,
+    limit: int = 2**16,
+    ssl: SSLArgument = None,
+    server_hostname: str | None = None,
+    resolver: Resolver | None = None,
+    resolution_delay: float = RESOLUTION_DELAY,
+    **options: Unpack[RaceOptions],
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]: ...
+
+
+@overload
+async def open_connection(
     addresses: Iterable[object],
-    /,
     *,
     limit: int = 2**16,
     ssl: SSLArgument = None,
@@ -250,10 +291,10 @@ async def open_connection(
 
 @takes_options()
 async def open_connection(
-    target: str | Iterable[object],
-    /,
+    addresses: str | Iterable[object] | None = None,
     port: int | None = None,
     *,
+    host: str | None = None,
     limit: int = 2**16,
     ssl: SSLArgument = None,
     server_hostname: str | None = None,
@@ -264,9 +305,11 @@ async def open_connection(
     """Like ``asyncio.open_connection``, over the race's winning socket: ``(reader, writer)``.
 
     ``open_connection(addresses)`` races a list of addresses (as `connect_by_list`);
-    ``open_connection(host, port)`` resolves ``host`` first (as `connect_by_name`).
-    ``limit``, ``ssl`` and ``server_hostname`` are asyncio's; the rest as `create_connection`.
+    ``open_connection(host, port)`` (or ``host=``, ``port=``, asyncio's way) resolves
+    ``host`` first (as `connect_by_name`). ``limit``, ``ssl`` and ``server_hostname`` are
+    asyncio's; the rest as `create_connection`.
     """
+    target = _target(addresses, host, port)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=limit, loop=loop)
     transport, protocol = await _create_connection(

@@ -146,11 +146,15 @@ async def test_open_connection_takes_host_and_port(listener: Listener) -> None:
     finally:
         writer.close()
         await writer.wait_closed()
-    reader, writer = await aioconnlist.open_connection(
-        "127.0.0.1", port=listener.port, history=None
-    )
-    writer.close()
-    await writer.wait_closed()
+    for call in (
+        aioconnlist.open_connection("127.0.0.1", port=listener.port, history=None),
+        aioconnlist.open_connection(host="127.0.0.1", port=listener.port, history=None),
+        aioconnlist.open_connection(addresses=[listener.address], history=None),
+    ):
+        reader, writer = await call
+        assert writer.get_extra_info("peername")[:2] == ("127.0.0.1", listener.port)
+        writer.close()
+        await writer.wait_closed()
 
 
 class Closing(asyncio.Protocol):
@@ -217,6 +221,14 @@ async def test_the_list_form_refuses_a_resolver_and_the_host_form_a_list() -> No
         await aioconnlist.open_connection(["127.0.0.1:80"], resolver=object())  # type: ignore[call-overload]
     with pytest.raises(aioconnlist.InvalidArgument, match="host name or IP, not list"):
         await aioconnlist.open_connection(["127.0.0.1:80"], 80)  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="host= needs port="):
+        await aioconnlist.open_connection(host="127.0.0.1")  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="not both"):
+        await aioconnlist.create_connection(  # type: ignore[call-overload]
+            asyncio.Protocol, ["127.0.0.1:80"], host="127.0.0.1", port=80
+        )
+    with pytest.raises(TypeError, match="is required"):
+        await aioconnlist.open_connection()  # type: ignore[call-overload]
 
 
 # --- except ConnectionRefusedError, everywhere ---------------------------------------------

@@ -56,10 +56,13 @@ async def correct() -> None:
     assert_type(reader, asyncio.StreamReader)
     assert_type(writer, asyncio.StreamWriter)
     reader, writer = await aioconnlist.open_connection(ADDRESSES, limit=1024, timeout=None)
+    reader, writer = await aioconnlist.open_connection(host="example.org", port=443, ssl=True)
+    reader, writer = await aioconnlist.open_connection(addresses=ADDRESSES, sort=False)
     transport, protocol = await aioconnlist.create_connection(Echo, "example.org", 443)
     assert_type(protocol, Echo)
     assert_type(transport, asyncio.Transport)
     transport, protocol = await aioconnlist.create_connection(Echo, ADDRESSES, attempt_delay=1)
+    transport, protocol = await aioconnlist.create_connection(Echo, host="example.org", port=80)
     preset: RaceOptions = {"timeout": 2.0, "history": None}
     sock = await aioconnlist.connect_by_list(ADDRESSES, **preset)
     try:
@@ -93,6 +96,8 @@ async def mistakes(sock: socket.socket) -> None:
     await aioconnlist.connect_by_list(ADDRESSES, happy_eyeballs_delay=0.3)  # E: [call-arg]
     await aioconnlist.connect_by_name("example.org")  # E: [call-arg] "port"
     await aioconnlist.open_connection("example.org", "443")  # E: [call-overload]
+    await aioconnlist.open_connection(host="example.org")  # E: [call-overload]
+    await aioconnlist.create_connection(Echo, ADDRESSES, 443)  # E: [call-overload]
     aioconnlist.blocking.connect_by_list(sock, ADDRESSES, timout=3)  # E: [call-arg] "timout"
     aioconnlist.blocking.connect_by_list(sock, ADDRESSES, 5, timeout=5)  # E: [misc] "timeout"
     ConnListConnector(atempt_delay=0.3)  # E: [call-arg] "atempt_delay"
