@@ -417,3 +417,28 @@ def test_every_public_name_has_a_docstring_that_stands_alone() -> None:
         if "SPEC §" in line or "SPEC section" in line
     ]
     assert not citing, "the SPEC does not ship with the package"
+
+
+def test_takes_options_keeps_a_functions_own_parameters() -> None:
+    from aioconnlist._core.options import ConnectOptions, takes_options
+
+    sentinel = object()
+
+    @takes_options(ConnectOptions)
+    def create(
+        address: object,
+        timeout: object = sentinel,
+        source_address: object = None,
+        *,
+        all_errors: bool = False,
+        **options: object,
+    ) -> None:
+        """A socket.create_connection look-alike."""
+
+    parameters = inspect.signature(create).parameters
+    assert list(parameters)[:4] == ["address", "timeout", "source_address", "all_errors"]
+    assert parameters["timeout"].default is sentinel  # its own, not the race option's
+    assert set(parameters) == {"address", "timeout", "source_address", "all_errors"} | (
+        ConnectOptions.__optional_keys__
+    )
+    assert create.__doc__ == "A socket.create_connection look-alike."
