@@ -177,8 +177,8 @@ _OPTIONS_CACHE_SIZE = 64
 
 #: option names of other connection libraries, and ours that mean the same
 OTHER_LIBRARY_NAMES: Mapping[str, str] = {
-    "happy_eyeballs_delay": "attempt_delay",  # asyncio, aiohappyeyeballs, aiohttp
-    "delay": "attempt_delay",  # trio.open_tcp_stream(happy_eyeballs_delay=...) / anyio
+    "happy_eyeballs_delay": "attempt_delay",  # asyncio, aiohappyeyeballs, aiohttp, trio, anyio
+    "delay": "attempt_delay",
     "connection_attempt_delay": "attempt_delay",
     "local_addr": "local_addresses",  # asyncio.loop.create_connection
     "local_address": "local_addresses",  # httpcore, anyio
@@ -322,7 +322,7 @@ def takes_options(
         own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
         taken = {p.name for p in own}
         added = [p for p in option_parameters(options_type, defaults) if p.name not in taken]
-        added += [p for p in extra if p.name not in taken and p.name not in keys_of(added)]
+        added += [p for p in extra if p.name not in taken | {a.name for a in added}]
         before = [p for p in own if p.kind is not p.KEYWORD_ONLY]
         keyword = [p for p in own if p.kind is p.KEYWORD_ONLY]
         func.__signature__ = signature.replace(  # type: ignore[attr-defined]
@@ -331,8 +331,3 @@ def takes_options(
         return func
 
     return decorate
-
-
-def keys_of(parameters: Iterable[inspect.Parameter]) -> set[str]:
-    """The names of ``parameters``."""
-    return {p.name for p in parameters}
