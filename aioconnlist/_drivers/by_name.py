@@ -14,6 +14,7 @@ from .._core.addresses import Endpoint
 from .._core.errors import ConnectTimeout
 from .._core.options import RESOLUTION_DELAY, Options
 from .._core.pairs import Pair
+from .._io.connectivity import preferred_family
 from .._io.resolve import FAMILIES, FamilyLookups, Resolver, SystemResolver, endpoints, ip_literal
 from .asyncio import race
 from .sockets import SocketFactory
@@ -49,7 +50,7 @@ async def race_by_name(
 
     lookups: FamilyLookups[Endpoint] = FamilyLookups(lookup, families)
     try:
-        first = await lookups.first(resolution_delay, deadline)
+        first = await lookups.first(resolution_delay, deadline, prefer=preferred_family())
         if first is None:
             raise ConnectTimeout(f"timed out resolving {host!r} after {options.timeout} s")
         if not first:
