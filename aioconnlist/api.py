@@ -67,6 +67,9 @@ async def connect_by_list(
         sort: ``False`` keeps the caller's order (then ``interleave``).
         history: a `PairHistory` to learn from and teach; ``None``: no memory.
         on_event: called with each `RaceEvent` (attempt started, failed, won, cancelled).
+        backup_attempts: once every pair has started and the newest attempt is silent for its
+            delay, one more attempt of that pair on a fresh socket (a lost SYN costs the
+            delay, not the kernel's 1 s retransmission); ``False``: never.
 
     Raises `ConnectError` (an ``OSError``) when nothing connects: it is also the built-in
     class of its errno (``ConnectionRefusedError``, ``TimeoutError``...), names every pair and

@@ -46,6 +46,7 @@ async def correct() -> None:
         sort=False,
         history=PairHistory(),
         on_event=log,
+        backup_attempts=False,
     )
     assert_type(sock, socket.socket)
     sock = await aioconnlist.connect_by_list(ADDRESSES, local_addresses=["192.0.2.9"], history=None)
@@ -91,6 +92,7 @@ async def mistakes(sock: socket.socket) -> None:
     await aioconnlist.connect_by_name("example.org", 443, timeout="5")  # E: [arg-type] "str"
     await aioconnlist.connect_by_list(ADDRESSES, interleave=1.5)  # E: [arg-type] "float"
     await aioconnlist.connect_by_list(ADDRESSES, sort="yes")  # E: [arg-type] "str"
+    await aioconnlist.connect_by_list(ADDRESSES, backup_attempts=None)  # E: [arg-type] "None"
     await aioconnlist.connect_by_list(ADDRESSES, history={})  # E: [arg-type] "history"
     await aioconnlist.connect_by_list(ADDRESSES, on_event=no_event)  # E: [arg-type] "on_event"
     await aioconnlist.connect_by_list(ADDRESSES, happy_eyeballs_delay=0.3)  # E: [call-arg]
