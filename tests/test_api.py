@@ -23,6 +23,7 @@ import pytest
 
 import aioconnlist
 import aioconnlist.blocking
+import aioconnlist.loop
 from aioconnlist import compat
 from aioconnlist._core.options import OPTION_DEFAULTS, OPTION_NAMES
 from aioconnlist.aiohttp import ConnectorOptions, ConnListConnector, TCPConnectorArguments
@@ -46,6 +47,9 @@ ENTRY_POINTS: dict[str, Callable[..., Any]] = {
     "blocking.connect_by_list": aioconnlist.blocking.connect_by_list,
     "compat.make_start_connection": compat.make_start_connection,
     "ConnListConnector": ConnListConnector,
+    "loop.new_event_loop": aioconnlist.loop.new_event_loop,
+    "loop.install": aioconnlist.loop.install,
+    "loop.EventLoopPolicy": aioconnlist.loop.EventLoopPolicy,
 }
 
 
@@ -329,6 +333,11 @@ async def test_no_usable_pair_says_why(
             aioconnlist.blocking.connect_by_list(sock, addresses, **options)
 
 
+def test_lazy_names_are_in_dir() -> None:
+    assert "__version__" in dir(aioconnlist)
+    assert "EventLoopPolicy" in dir(aioconnlist.loop)
+
+
 def test_the_package_says_its_version() -> None:
     from importlib.metadata import version
 
@@ -382,7 +391,13 @@ def _public_names() -> list[tuple[str, object]]:
     import aioconnlist.aiohttp
 
     found = []
-    for module in (aioconnlist, aioconnlist.blocking, compat, aioconnlist.aiohttp):
+    for module in (
+        aioconnlist,
+        aioconnlist.blocking,
+        compat,
+        aioconnlist.aiohttp,
+        aioconnlist.loop,
+    ):
         names = getattr(module, "__all__", None) or [
             n
             for n, v in vars(module).items()
