@@ -15,6 +15,7 @@ from typing_extensions import assert_type
 
 import aioconnlist
 import aioconnlist.blocking
+import aioconnlist.loop
 from aioconnlist import PairHistory, RaceEvent, SystemResolver
 from aioconnlist._core.options import RaceOptions
 from aioconnlist.aiohttp import ConnListConnector
@@ -78,6 +79,13 @@ async def correct() -> None:
     print(connector, sock, transport)
 
 
+def correct_loop() -> None:
+    loop = aioconnlist.loop.new_event_loop(attempt_delay=0.1, history=None)
+    assert_type(loop, asyncio.AbstractEventLoop)
+    aioconnlist.loop.install(loop, sort=False)
+    loop.close()
+
+
 def correct_blocking(sock: socket.socket) -> None:
     local, remote = aioconnlist.blocking.connect_by_list(sock, ADDRESSES, 5.0, local_addresses=None)
     assert_type(local, tuple[Any, ...])
@@ -105,6 +113,7 @@ async def mistakes(sock: socket.socket) -> None:
     ConnListConnector(atempt_delay=0.3)  # E: [call-arg] "atempt_delay"
     ConnListConnector(limit="10")  # E: [arg-type] "limit"
     make_start_connection(timout=1)  # E: [call-arg] "timout"
+    aioconnlist.loop.new_event_loop(happy_eyeballs_delay=0.1)  # E: [call-arg]
     preset: RaceOptions = {"timout": 2.0}  # E: [typeddict-unknown-key] "timout"
     not_awaited = aioconnlist.connect_by_list(ADDRESSES)  # the missing await:
     not_awaited.fileno()  # E: [attr-defined] "fileno"
