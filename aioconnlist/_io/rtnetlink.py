@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .._core.addresses import IPAddress
+from .sysfiles import is_dir, read_text
 
 # <linux/netlink.h>, <linux/rtnetlink.h>
 NETLINK_ROUTE = 0
@@ -252,10 +253,10 @@ def classify_interface(
 
 
 def _read_int(path: str) -> int | None:
+    text = read_text(path)
     try:
-        with open(path, encoding="ascii") as f:
-            return int(f.read().strip(), 0)
-    except (OSError, ValueError):
+        return None if text is None else int(text.strip(), 0)
+    except ValueError:
         return None
 
 
@@ -271,7 +272,7 @@ def interface_kind_by_name(name: str) -> InterfaceKind:
         link_type,
         _read_int(f"{base}/flags") or 0,
         _read_int(f"{base}/tun_flags"),
-        os.path.isdir(f"{base}/bridge"),
+        is_dir(f"{base}/bridge"),
     )
 
 

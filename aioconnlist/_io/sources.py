@@ -38,6 +38,7 @@ from .._core.pairs import (
     source_usable,
 )
 from . import rtnetlink
+from .sysfiles import read_text
 
 _GENERATIONS = itertools.count()
 
@@ -145,11 +146,7 @@ def select_local_addresses(
 
 
 def _read_if_inet6() -> str:
-    try:
-        with open(IF_INET6_PATH, encoding="ascii") as f:
-            return f.read()
-    except OSError:  # not Linux, or IPv6 disabled
-        return ""
+    return read_text(IF_INET6_PATH) or ""  # "": not Linux, or IPv6 disabled
 
 
 def enumerate_local_addresses() -> tuple[LocalAddress, ...]:
