@@ -16,8 +16,14 @@ from .._core.options import Options
 from .._core.pairs import LINK_LOCAL, LOOPBACK, WIDER, Pair, destination_usable, locality
 from .._core.planner import plan_pairs
 from .._core.race import Race
+from .._io import history_file, network
 from .._io.nat64 import synthesized_map
-from .._io.sources import gather_sources_until, machine_addresses, sources_generation
+from .._io.sources import gather_sources_until, invalidate, machine_addresses, sources_generation
+
+# PairHistory.open, AIOCONNLIST_HISTORY, history partitions per network; and sources are
+# re-read when the kernel reports an address or route change
+history_file.install()
+network.watch(lambda _identity: invalidate())
 
 
 @dataclass(slots=True)
