@@ -45,6 +45,8 @@ ENTRY_POINTS: dict[str, Callable[..., Any]] = {
     "open_connection": aioconnlist.open_connection,
     "create_connection": aioconnlist.create_connection,
     "blocking.connect_by_list": aioconnlist.blocking.connect_by_list,
+    "blocking.create_connection": aioconnlist.blocking.create_connection,
+    "blocking.install": aioconnlist.blocking.install,
     "compat.make_start_connection": compat.make_start_connection,
     "ConnListConnector": ConnListConnector,
     "loop.new_event_loop": aioconnlist.loop.new_event_loop,
@@ -58,11 +60,14 @@ def test_the_signature_shows_every_option_with_its_default(name: str) -> None:
     parameters = inspect.signature(ENTRY_POINTS[name]).parameters
     assert not any(p.kind is p.VAR_KEYWORD for p in parameters.values()), "no bare **options"
     for option in OPTION_NAMES:
+        if option == "timeout" and name.startswith("blocking."):
+            # their own timeout (socket.create_connection's meaning), or none (install)
+            assert name == "blocking.install" or (
+                parameters[option].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+            )
+            continue
         assert option in parameters, f"{name} does not show {option}"
-        if option == "timeout" and name == "blocking.connect_by_list":
-            assert parameters[option].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-        else:
-            assert parameters[option].kind is inspect.Parameter.KEYWORD_ONLY
+        assert parameters[option].kind is inspect.Parameter.KEYWORD_ONLY
         assert parameters[option].default == OPTION_DEFAULTS[option]
         assert parameters[option].annotation is not inspect.Parameter.empty
     text = pydoc.render_doc(ENTRY_POINTS[name], renderer=pydoc.plaintext)

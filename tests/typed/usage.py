@@ -90,7 +90,17 @@ def correct_blocking(sock: socket.socket) -> None:
     local, remote = aioconnlist.blocking.connect_by_list(sock, ADDRESSES, 5.0, local_addresses=None)
     assert_type(local, tuple[Any, ...])
     conn = aioconnlist.blocking.connect_by_list(sock, ADDRESSES, timeout=5, sort=False)
-    print(local, remote, conn)
+    made = aioconnlist.blocking.create_connection(("example.org", 443), 10, attempt_delay=0.1)
+    assert_type(made, socket.socket)
+    made = aioconnlist.blocking.create_connection(ADDRESSES, timeout=None, all_errors=True)
+    aioconnlist.blocking.install(history=None)
+    print(local, remote, conn, made)
+
+
+def blocking_mistakes() -> None:
+    aioconnlist.blocking.create_connection(("example.org", 443), timout=3)  # E: [call-arg]
+    aioconnlist.blocking.create_connection(ADDRESSES, local_addr=("", 0))  # E: [call-arg]
+    aioconnlist.blocking.install(timeout=5)  # E: [call-arg] "timeout"
 
 
 async def mistakes(sock: socket.socket) -> None:
