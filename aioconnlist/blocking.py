@@ -226,6 +226,8 @@ _BOTH_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 OptionValue = int | bytes
 OptionSetting = tuple[int, int, OptionValue]  # (level, option, value) for setsockopt
+#: what ``socket_options`` takes: anything ``sock.setsockopt(*option)`` takes
+SocketOption = tuple[int, int, int | bytes | bytearray] | tuple[int, int, None, int]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -551,7 +553,7 @@ def create_connection(
     source_address: tuple[Any, ...] | None = None,
     *,
     all_errors: bool = False,
-    socket_options: Iterable[tuple[int, int, OptionValue]] | None = None,
+    socket_options: Iterable[SocketOption] | None = None,
     **options: Unpack[ConnectOptions],
 ) -> socket.socket:
     """`socket.create_connection` over the race: a new connected socket.
@@ -566,7 +568,8 @@ def create_connection(
     whole call, resolution included (never ``timeout`` per address). ``source_address=(ip,
     port)`` binds every attempt to it (``""`` or ``"0.0.0.0"``: any address; port 0: any port;
     with a port, attempts bind it with ``SO_REUSEADDR`` so that they can overlap).
-    ``socket_options``, ``(level, option, value)`` triples, are set on every attempt socket
+    ``socket_options``, ``(level, option, value)`` (or ``(level, option, None, length)``) as
+    for ``setsockopt``, are set on every attempt socket
     before it binds or connects. The socket's family is the winning destination's.
 
     Errors are `OSError` of the classes the standard library raises for the same cause:
@@ -604,7 +607,7 @@ def _deadline(timeout: object) -> float | None:
 
 
 def _attempt_factory(
-    settings: tuple[tuple[int, int, OptionValue], ...], bind: tuple[str, int] | None
+    settings: tuple[SocketOption, ...], bind: tuple[str, int] | None
 ) -> SocketFactory:
     """The attempt sockets of `create_connection`: the destination's family, the caller's
     ``socket_options`` set, bound to a fixed ``source_address`` port if one was given."""
@@ -613,8 +616,8 @@ def _attempt_factory(
         family = pair.destination.family
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            for level, option, value in settings:
-                sock.setsockopt(level, option, value)
+            for setting in settings:
+                sock.setsockopt(*setting)
             if bind is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 host = bind[0] or ("::" if family == socket.AF_INET6 else "0.0.0.0")
@@ -670,7 +673,7 @@ def _create_connection(
     timeout: object,
     source_address: object,
     all_errors: bool,
-    socket_options: Iterable[tuple[int, int, OptionValue]] | None,
+    socket_options: Iterable[SocketOption] | None,
     family: int,
     options: Mapping[str, Any],
 ) -> socket.socket:
@@ -734,7 +737,7 @@ def _urllib3_create_connection(
     address: tuple[str, int],
     timeout: object,
     source_address: tuple[str, int] | None,
-    socket_options: Iterable[tuple[int, int, OptionValue]] | None,
+    socket_options: Iterable[SocketOption] | None,
     options: Mapping[str, Any],
 ) -> socket.socket:
     """``urllib3.util.connection.create_connection`` over the race: the same arguments and
@@ -795,7 +798,7 @@ def _patched_urllib3_create_connection(
     address: tuple[str, int],
     timeout: object = _GLOBAL_DEFAULT_TIMEOUT,
     source_address: tuple[str, int] | None = None,
-    socket_options: Iterable[tuple[int, int, OptionValue]] | None = None,
+    socket_options: Iterable[SocketOption] | None = None,
 ) -> socket.socket:
     """``urllib3.util.connection.create_connection``, racing (installed by `install`)."""
     state = _installed

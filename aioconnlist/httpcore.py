@@ -290,8 +290,7 @@ class NetworkBackend(httpcore.NetworkBackend):
     ``min_attempt_delay``, ``interleave``, ``sort``, ``history``, ``on_event``); names are
     resolved by the system's getaddrinfo (A and AAAA) and raced with the blocking driver.
     ``local_address`` given to ``connect_tcp`` (httpx's ``local_address=``) binds every
-    attempt to it. ``socket_options`` are ``(level, option, value)`` triples here (the
-    ``(level, option, None, length)`` form raises ``ValueError``).
+    attempt to it. ``socket_options`` are set on every attempt socket before it connects.
     """
 
     def __init__(self, **options: Unpack[RaceOptions]) -> None:
@@ -310,20 +309,8 @@ class NetworkBackend(httpcore.NetworkBackend):
     ) -> httpcore.NetworkStream:
         deadline = _deadline(self._timeout, timeout)
         bind, families = _source(local_address)
-        chosen: list[tuple[int, int, int | bytes]] = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-        for option in socket_options or ():
-            if len(option) != 3 or option[2] is None:
-                raise ValueError(
-                    f"socket option {option!r}: the blocking backend takes (level, option, "
-                    "value) triples, not the (level, option, None, length) form"
-                )
-            chosen.append(
-                (
-                    option[0],
-                    option[1],
-                    bytes(option[2]) if isinstance(option[2], bytearray) else option[2],
-                )
-            )
+        chosen: list[SocketOption] = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        chosen.extend(socket_options or ())
         with _httpcore_errors():
             address: Any = (host, port)
             if local_address is not None and bind is None:

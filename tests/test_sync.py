@@ -430,3 +430,15 @@ def test_examples_run_on_their_own(script: str) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert ": 200" in proc.stdout and " won " in proc.stdout, proc.stdout
+
+
+def test_socket_options_take_every_setsockopt_form(listener: Listener) -> None:
+    # (level, option, value), and (level, option, None, length) as httpcore passes them on
+    options = [
+        (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),
+        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, b"\x01\x00\x00\x00"),
+        (socket.SOL_SOCKET, socket.SO_BINDTODEVICE, None, 0),
+    ]
+    with blocking.create_connection(listener.address, timeout=5, socket_options=options) as sock:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
