@@ -11,13 +11,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._core.addresses import parse_addresses
-from ._core.errors import InvalidArgument
+from ._core.errors import ConnectTimeout, InvalidArgument
 from ._core.options import (
     RESOLUTION_DELAY,
     RaceOptions,
+    check_option_names,
     make_options,
     options_from,
-    split_options,
 )
 from ._drivers.asyncio import race
 from ._drivers.by_name import race_by_name
@@ -63,6 +63,11 @@ async def create_connection(
         transport, protocol = await loop.create_connection(
             protocol_factory, sock=sock, ssl=ssl, server_hostname=server_hostname, **handshake
         )
+    except ConnectionAbortedError as exc:  # asyncio's error for a handshake outliving its time
+        sock.close()
+        if handshake and loop.time() - start >= 0.999 * (opts.timeout or 0.0):
+            raise ConnectTimeout(f"timed out in the TLS handshake after {opts.timeout} s") from exc
+        raise
     except BaseException:
         sock.close()
         raise
@@ -106,12 +111,8 @@ async def connect_by_name(
     A name that resolves to nothing raises `NameResolutionError` (a `ConnectError` and a
     `socket.gaierror`, errno ``EAI_*``).
     """
-    ours, unknown = split_options(options)
-    if unknown:
-        raise InvalidArgument(
-            f"unknown option(s) for connect_by_name: {', '.join(sorted(unknown))}"
-        )
-    opts = make_options(**ours)
+    check_option_names(options)  # an unknown option is a TypeError, as for any call
+    opts = make_options(**options)
     host = check_host(host)
     port = check_port(port)
     if isinstance(resolution_delay, bool) or not isinstance(resolution_delay, (int, float)):

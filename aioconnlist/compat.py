@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ._core.errors import InvalidArgument
-from ._core.options import Options, make_options, split_options
+from ._core.options import Options, check_option_names, make_options
 from ._core.pairs import Pair
 from ._drivers.addrinfo import (
     AddrInfo,
@@ -86,9 +86,8 @@ def make_start_connection(**options: Any) -> StartConnection:
     ``attempt_delay`` / ``interleave`` / ``local_addresses`` given here win over the
     per-call ``happy_eyeballs_delay`` / ``interleave`` / ``local_addr_infos``.
     """
-    ours, unknown = split_options(options)
-    if unknown:
-        raise InvalidArgument(f"unknown option(s): {', '.join(sorted(unknown))}")
+    check_option_names(options)  # an unknown option is a TypeError, as for any call
+    ours = dict(options)
     make_options(**ours)  # validate now, not at the first connection
 
     async def start_connection(

@@ -175,6 +175,7 @@ class PairHistory:
 
     def record_success(self, pair: Pair, rtt: float, now: float) -> None:
         """A connect on ``pair`` succeeded after ``rtt`` seconds."""
+        _finite(now)
         if type(rtt) is not float or not 0.0 <= rtt < math.inf:  # (every connect comes here)
             if isinstance(rtt, bool) or not isinstance(rtt, (int, float)) or not rtt >= 0:
                 raise InvalidArgument(f"rtt must be a non-negative number of seconds, not {rtt!r}")
@@ -226,6 +227,7 @@ class PairHistory:
 
     def record_failure(self, pair: Pair, kind: FailureKind, now: float) -> None:
         """An attempt on ``pair`` failed (``soft``: still unanswered when another pair won)."""
+        _finite(now)
         if kind not in FAILURE_KINDS:
             raise InvalidArgument(
                 f"failure kind {kind!r} is not one of {', '.join(sorted(FAILURE_KINDS))}"
@@ -299,12 +301,14 @@ class PairHistory:
         unexpired failure at least as recent as the last success (more failures, and silent
         ones, rank later).
         """
+        _finite(now)
         key = _pair_key(pair)
         with self._lock:
             return self._rank_locked(self._pairs.get(key), now)
 
     def ranks(self, pairs: Iterable[Pair], now: float) -> list[int]:
         """`rank` of each pair, under one lock acquisition (the planner's hot path)."""
+        _finite(now)
         keys = [_pair_key(p) for p in pairs]
         with self._lock:
             if not self._pairs:
@@ -315,6 +319,7 @@ class PairHistory:
     def rto(self, pair: Pair, now: float) -> float | None:
         """srtt + 4*rttvar of the pair's successes, ``None`` when unknown or expired (or when a
         failure is more recent than the last success)."""
+        _finite(now)
         key = _pair_key(pair)
         with self._lock:
             return self._rto_locked(self._pairs.get(key), now)
@@ -339,6 +344,7 @@ class PairHistory:
         Until then, while `order_version` stays the same, `ranks` of ``pairs`` and
         `demoted_paths` give what they give at ``now``.
         """
+        _finite(now)
         until = math.inf
         successes = 0
         keys = [_pair_key(p) for p in pairs]
@@ -387,12 +393,14 @@ class PairHistory:
     ) -> bool:
         """True when this family through this source recently black-holed towards several
         destinations while the other family worked: new destinations of it go after the other."""
+        _finite(now)
         key = (_source_int(source), int(family))
         with self._lock:
             return self._path_demoted_locked(key, now)
 
     def demoted_paths(self, now: float) -> frozenset[tuple[IPAddress | None, socket.AddressFamily]]:
         """Every (source, family) for which `path_demoted` is True at ``now``."""
+        _finite(now)
         with self._lock:
             demoted = [k for k in self._paths if self._path_demoted_locked(k, now)]
         result: set[tuple[IPAddress | None, socket.AddressFamily]] = set()
@@ -420,6 +428,7 @@ class PairHistory:
 
     def stats(self, pair: Pair, now: float) -> PairStats | None:
         """What is known of ``pair`` at ``now`` (``None``: never recorded or evicted)."""
+        _finite(now)
         key = _pair_key(pair)
         with self._lock:
             rec = self._pairs.get(key)
@@ -427,6 +436,7 @@ class PairHistory:
 
     def snapshot(self, now: float) -> list[PairStats]:
         """Every recorded pair at ``now``, least recently recorded first."""
+        _finite(now)
         with self._lock:
             return [self._stats_locked(rec, now) for rec in self._pairs.values()]
 
@@ -445,6 +455,12 @@ class PairHistory:
             f"PairHistory(pairs={pairs}/{self.max_pairs}, paths={paths}, "
             f"failure_ttl={self.failure_ttl:g}, success_ttl={self.success_ttl:g})"
         )
+
+
+def _finite(now: float) -> None:
+    """Refuse a ``now`` that is not a finite time (``inf`` would make evidence permanent)."""
+    if not -math.inf < now < math.inf:  # (NaN fails too)
+        raise InvalidArgument(f"now must be a finite number of seconds, not {now!r}")
 
 
 def _int128_to_ip(n: int) -> IPAddress | None:

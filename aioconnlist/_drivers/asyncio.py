@@ -253,13 +253,13 @@ async def race(
             if state.deadline is not None and now >= state.deadline:
                 state.time_out(now)
                 break
-            while not attempts.done and (attempt := state.start_due(now)) is not None:
+            while not attempts.done and (due := state.start_due(now)) is not None:
                 try:
-                    sock, address = _open(factory, attempt.pair)
+                    sock, address = _open(factory, due.pair)
                 except OSError as e:
-                    state.failed(attempt, e, now)  # the same `now`: the next one starts at once
+                    state.failed(due, e, now)  # the same `now`: the next one starts at once
                     continue
-                attempts.start(attempt, sock, address)
+                attempts.start(due, sock, address)
             if state.finished:
                 break
             if attempts.done:

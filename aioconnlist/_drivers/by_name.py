@@ -11,11 +11,13 @@ import socket
 from collections.abc import Sequence
 
 from .._core.addresses import Endpoint
-from .._core.errors import ConnectTimeout
+from .._core.errors import ConnectError, ConnectTimeout
+from .._core.history import BLACK_HOLE_KINDS, FAILURE_RANK
 from .._core.options import RESOLUTION_DELAY, Options
 from .._core.pairs import Pair
 from .._io.resolve import FAMILIES, FamilyLookups, Resolver, SystemResolver, endpoints, ip_literal
 from .asyncio import race
+from .planning import plan_race
 from .sockets import SocketFactory
 
 
@@ -54,6 +56,10 @@ async def race_by_name(
             raise ConnectTimeout(f"timed out resolving {host!r} after {options.timeout} s")
         if not first:
             raise lookups.error(host)
+        if lookups.pending and _known_bad(first, options, loop.time()):
+            # The family that answered first is known to black-hole here: racing it alone
+            # would cost an attempt delay. Wait (up to the Resolution Delay) for the others.
+            first = first + await lookups.within(resolution_delay, deadline)
         remaining = None if deadline is None else deadline - loop.time()
         if remaining is not None and remaining <= 0:
             raise ConnectTimeout(f"timed out resolving {host!r} after {options.timeout} s")
@@ -65,3 +71,29 @@ async def race_by_name(
         )
     finally:
         await lookups.aclose()
+
+
+def _known_bad(destinations: Sequence[Endpoint], options: Options, now: float) -> bool:
+    """Whether history says every pair of ``destinations`` black-holes (per pair, or its
+    family through its source as a path)."""
+    history = options.history
+    if history is None or not history:
+        return False
+    try:
+        pairs = plan_race(destinations, options, now)
+    except ConnectError:
+        return False  # the race itself reports it
+    if not pairs:
+        return False
+    for pair in pairs:
+        stats = history.stats(pair, now)
+        if (
+            stats is not None
+            and stats.rank >= FAILURE_RANK
+            and stats.failure_kind in BLACK_HOLE_KINDS
+        ):
+            continue
+        if history.path_demoted(pair.effective_source, pair.destination.family, now):
+            continue
+        return False
+    return True

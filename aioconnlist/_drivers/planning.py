@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .._core.addresses import Endpoint
+from .._core.addresses import Endpoint, IPAddress
 from .._core.errors import (
     RESOURCE_ERRNOS,
     ConnectError,
@@ -136,7 +136,7 @@ def _gather(
     """`gather_sources_until`, in chunks with a look at ``stop`` between them."""
     if stop is None or len(destinations) <= _CHUNK:
         return gather_sources_until(destinations, options.local_addresses)
-    kernel_choice = {}
+    kernel_choice: dict[IPAddress, IPAddress | None] = {}
     until = math.inf
     view = None
     for i in range(0, len(destinations), _CHUNK):

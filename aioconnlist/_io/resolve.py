@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from .._core.addresses import Endpoint, parse_address, parse_ip
+from .._core.addresses import Endpoint, parse_address, parse_ip, shown
 from .._core.errors import ExceptionGroup, InvalidArgument, NameResolutionError
 from .._core.options import RESOLUTION_DELAY
 
@@ -251,6 +251,21 @@ class FamilyLookups(Generic[T]):
                 return found
         return found
 
+    async def within(self, delay: float, deadline: float | None = None) -> list[T]:
+        """The positive answers still to come that arrive within ``delay`` seconds (and before
+        ``deadline``, loop time); the wait ends at the first positive one."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + delay
+        if deadline is not None:
+            until = min(until, deadline)
+        found: list[T] = []
+        while self.pending and not found:
+            if not await self._wait(self.pending, until):
+                break
+            for task in [t for t in self._tasks.values() if t in self.pending and t.done()]:
+                found.extend(self._collect(task))
+        return found
+
     async def next_late(self) -> list[T] | None:
         """The next positive answer still to come; ``None`` when no lookup is left."""
         while self.pending:
@@ -315,19 +330,21 @@ def check_host(host: object) -> str:
     if isinstance(host, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         return str(host)
     if not isinstance(host, str):
-        raise InvalidArgument(f"host must be a string, not {type(host).__name__} {host!r}")
+        raise InvalidArgument(f"host must be a string, not {type(host).__name__} {shown(host)}")
     if not host.strip():
         raise InvalidArgument("host is empty")
     return host
 
 
 def check_port(port: object) -> int:
-    if isinstance(port, str) and port.isdigit():
+    """A port number 1..65535: an int, or a string of at most 5 ASCII digits (no '²', no '٣',
+    no 5,000-digit numbers)."""
+    if isinstance(port, str) and port.isascii() and port.isdigit() and len(port) <= 5:
         port = int(port)
     if isinstance(port, bool) or not isinstance(port, int):
-        raise InvalidArgument(f"port {port!r} is not an integer")
+        raise InvalidArgument(f"port {shown(port)} is not an integer")
     if not 0 < port < 65536:
-        raise InvalidArgument(f"port {port} is out of range 1..65535")
+        raise InvalidArgument(f"port {shown(port)} is out of range 1..65535")
     return port
 
 
