@@ -13,6 +13,7 @@ import logging
 import math
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import textwrap
@@ -469,3 +470,49 @@ async def test_d17_a_known_bad_family_answering_first_is_not_raced_alone(
         for s in listener.accept_all():
             s.close()
     assert task_count() == 1
+
+
+# --------------------------------------------------------------------------- D7
+
+_IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
+
+
+@pytest.mark.parametrize("via", ["refused", "other attempt wins"])
+def test_d7_the_callers_socket_keeps_every_option_after_the_race(
+    listener: Listener, via: str
+) -> None:
+    """Options outside COPIED_OPTIONS survive a failed race (the socket is restored) and a win
+    by another attempt's socket (its connection moved onto the caller's descriptor)."""
+    from aioconnlist.blocking import connect_by_list
+
+    timeval = struct.pack("ll", 3, 500_000)
+    settings = [
+        (socket.SOL_SOCKET, socket.SO_REUSEADDR, 1),
+        (socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval),
+        (socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval),
+        (socket.SOL_SOCKET, socket.SO_OOBINLINE, 1),
+        (socket.IPPROTO_IP, _IP_FREEBIND, 1),
+    ]
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        for level, option, value in settings:
+            sock.setsockopt(level, option, value)
+        fd = sock.fileno()
+        if via == "refused":
+            with pytest.raises(ConnectError):
+                connect_by_list(
+                    sock, [refused_address("127.0.0.3")], local_addresses=None, history=None
+                )
+        else:  # the caller's own attempt (kernel choice) is refused, a bound one wins
+            connect_by_list(
+                sock,
+                [listener.address],
+                local_addresses=["127.0.0.1"],
+                history=None,
+            )
+        assert sock.fileno() == fd
+        for level, option, value in settings:
+            size = len(value) if isinstance(value, bytes) else 0
+            got = sock.getsockopt(level, option, size) if size else sock.getsockopt(level, option)
+            assert got == value, (option, got, value)
+    for s in listener.accept_all():
+        s.close()
