@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import aioconnlist  # noqa: E402
-from aioconnlist import ConnectTimeout  # noqa: E402
-from tests.support import BlackHole  # noqa: E402
+import aioconnlist
+from aioconnlist import ConnectTimeout
+from tests.support import BlackHole
 
 
 def _spin(stop: threading.Event) -> None:

@@ -6,9 +6,9 @@ Each race draws one scenario: a healthy listener; a refusal then the listener; e
 refused; a black hole (a full-backlog ``listen(0)`` listener) then the listener after the
 attempt delay; a black hole until the deadline (``ConnectTimeout``); a caller that cancels
 mid-race; an ``on_event`` that raises an Exception (logged, ignored) or a CancelledError (the
-race ends cancelled, nothing leaks). Refused destinations are spread over 127.0.0.3-127.0.0.254
-and 24 ports, so the shared history sees more distinct pairs than it may keep (4096). Every outcome is
-checked (a connected socket, a ConnectError, a cancellation) and the socket closed.
+race ends cancelled, nothing leaks). Refused destinations are spread over 127.0.0.3-254 and
+24 ports, so the shared history sees more distinct pairs than it may keep (4096). Every
+outcome is checked (a connected socket, a ConnectError, a cancellation) and the socket closed.
 
 Every ``--every`` races it prints: races, open fds, asyncio tasks, RSS (MB), history size and
 the p50/p99 of the race time (ms) of that block. It exits 1 (with the reason) when, at the end,
@@ -35,9 +35,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import aioconnlist  # noqa: E402
-from aioconnlist import ConnectError, ConnectTimeout, PairHistory, RaceEvent  # noqa: E402
-from tests.support import BlackHole  # noqa: E402
+import aioconnlist
+from aioconnlist import ConnectError, ConnectTimeout, PairHistory, RaceEvent
+from tests.support import BlackHole
 
 SCENARIOS = (
     "ok",
@@ -218,8 +218,10 @@ class Soak:
             f"soak: {self.args.races} races, {self.args.concurrency} at a time, "
             f"{type(loop).__module__}.{type(loop).__name__}, python {sys.version.split()[0]}"
         )
-        print(f"{'races':>9} {'fds':>5} {'tasks':>6} {'rss MB':>8} {'history':>8} "
-              f"{'p50 ms':>8} {'p99 ms':>8}")
+        print(
+            f"{'races':>9} {'fds':>5} {'tasks':>6} {'rss MB':>8} {'history':>8} "
+            f"{'p50 ms':>8} {'p99 ms':>8}"
+        )
         wall = time.perf_counter()
         share, rest = divmod(self.args.races, self.args.concurrency)
         await asyncio.gather(
@@ -233,14 +235,17 @@ class Soak:
         tasks = len(asyncio.all_tasks())
         self.listener.close()
         self.hole.close()
-        print(f"{self.done} races in {wall:.1f} s; outcomes: " + ", ".join(
-            f"{k} {v}" for k, v in sorted(self.outcomes.items())
-        ))
+        print(
+            f"{self.done} races in {wall:.1f} s; outcomes: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
+        )
         if self.args.verbose:
             for name, times in sorted(self.by_scenario.items()):
                 times.sort()
-                print(f"  {name:>20}: p50 {statistics.median(times) * 1e3:.2f} ms, "
-                      f"p99 {times[int(len(times) * 0.99)] * 1e3:.2f} ms")
+                print(
+                    f"  {name:>20}: p50 {statistics.median(times) * 1e3:.2f} ms, "
+                    f"p99 {times[int(len(times) * 0.99)] * 1e3:.2f} ms"
+                )
         failures = list(self.errors[:10])
         if len(self.errors) > 10:
             failures.append(f"... {len(self.errors) - 10} more wrong outcomes")
