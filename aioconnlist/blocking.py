@@ -43,8 +43,9 @@ How the caller's socket ends up connected (POSIX)
     connect cannot be undone in place (Linux keeps the port it took, BSD and macOS leave the
     socket unusable), so a fresh socket like it (the same options, both tables, as above) is
     ``dup2``-ed onto its descriptor. The only case it cannot be: no descriptor is left for that
-    fresh socket (EMFILE/ENFILE...). Then `OutOfResources` says the socket "could not be restored", an
-    attempt still in flight on it is aborted, and it is left unconnected: close it.
+    fresh socket (EMFILE/ENFILE...). Then `OutOfResources` says the socket "could not be
+    restored", an attempt still in flight on it is aborted, and it is left unconnected: close
+    it.
 
     ``TCP_FASTOPEN_CONNECT`` makes every connect "succeed" before the handshake, which defeats
     a race: a socket with it set is never lent, and it is not copied.
