@@ -56,6 +56,7 @@ def _run_child(code: str) -> list[str]:
 # --------------------------------------------------------------------------- D1
 
 
+@pytest.mark.both_loops
 async def test_d1_first_socket_cannot_be_made_the_others_are_tried(listener: Listener) -> None:
     """A socket_factory raising OSError for the first of several pairs: the race goes on."""
     refused = refused_address("127.0.0.3")
@@ -113,6 +114,7 @@ async def test_d2_the_deadline_includes_planning() -> None:
 # --------------------------------------------------------------------------- D4
 
 
+@pytest.mark.both_loops
 async def test_d4_cancelled_in_the_cleanup_after_a_win_leaks_nothing(
     listener: Listener, black_hole: BlackHole
 ) -> None:
@@ -149,6 +151,7 @@ async def test_d4_cancelled_in_the_cleanup_after_a_win_leaks_nothing(
 # --------------------------------------------------------------------------- D5
 
 
+@pytest.mark.both_loops
 @pytest.mark.parametrize("kind", ["won", "cancelled"])
 async def test_d5_on_event_raising_a_baseexception_leaks_no_winner(
     listener: Listener, black_hole: BlackHole, kind: str
@@ -242,6 +245,7 @@ async def test_d8_a_tls_handshake_outliving_the_timeout_is_connecttimeout() -> N
 # --------------------------------------------------------------------------- D9
 
 
+@pytest.mark.both_loops
 async def test_d9_the_cleanup_after_a_win_takes_no_extra_loop_turn(
     listener: Listener, black_hole: BlackHole
 ) -> None:
