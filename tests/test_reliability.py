@@ -520,3 +520,25 @@ def test_d7_the_callers_socket_keeps_every_option_after_the_race(
             assert got == value, (option, got, value)
     for s in listener.accept_all():
         s.close()
+
+
+# --------------------------------------------------------------------------- found by the fuzz
+
+
+def test_fuzz_found_an_infinite_timeout_is_no_deadline(listener: Listener) -> None:
+    """timeout=inf on the blocking facade raised OverflowError (poll(2) cannot wait forever
+    in milliseconds): it means no deadline."""
+    from aioconnlist.blocking import connect_by_list
+
+    with socket.socket() as sock:
+        local, remote = connect_by_list(sock, [listener.address], math.inf, history=None)
+        assert remote == listener.address
+    for s in listener.accept_all():
+        s.close()
+
+
+def test_fuzz_found_a_huge_rtt_ranks_without_overflow() -> None:
+    hist = PairHistory()
+    pair = Pair(None, Endpoint(ipaddress.IPv4Address("192.0.2.1"), 80))
+    hist.record_success(pair, 1.8e304, 0.0)
+    assert hist.rank(pair, 1.0) < 0

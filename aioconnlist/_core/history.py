@@ -283,7 +283,7 @@ class PairHistory:
             failures = min(rec.failures, _MAX_COUNTED_FAILURES)
             return FAILURE_RANK + 4 * failures + _SEVERITY[rec.failure_kind or "error"]
         if success and rec.srtt is not None:
-            bucket = min(int(rec.srtt * _RTT_BUCKETS_PER_SECOND), -SUCCESS_RANK - 1)
+            bucket = int(min(rec.srtt * _RTT_BUCKETS_PER_SECOND, -SUCCESS_RANK - 1))
             return SUCCESS_RANK + bucket
         return 0
 
