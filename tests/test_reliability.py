@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 from collections.abc import Sequence
 
@@ -531,7 +532,7 @@ def test_fuzz_found_an_infinite_timeout_is_no_deadline(listener: Listener) -> No
     from aioconnlist.blocking import connect_by_list
 
     with socket.socket() as sock:
-        local, remote = connect_by_list(sock, [listener.address], math.inf, history=None)
+        _local, remote = connect_by_list(sock, [listener.address], math.inf, history=None)
         assert remote == listener.address
     for s in listener.accept_all():
         s.close()
@@ -542,3 +543,15 @@ def test_fuzz_found_a_huge_rtt_ranks_without_overflow() -> None:
     pair = Pair(None, Endpoint(ipaddress.IPv4Address("192.0.2.1"), 80))
     hist.record_success(pair, 1.8e304, 0.0)
     assert hist.rank(pair, 1.0) < 0
+
+
+def test_d2_the_blocking_deadline_includes_planning() -> None:
+    from aioconnlist.blocking import create_connection
+
+    destinations = [
+        Endpoint(ipaddress.IPv4Address(0x7F000000 + 0x100 + i), 9) for i in range(100_000)
+    ]
+    start = time.monotonic()
+    with pytest.raises(ConnectTimeout):
+        create_connection(destinations, 0.05, history=None)
+    assert time.monotonic() - start < 1.0  # planning them all takes 3-7 s

@@ -199,7 +199,14 @@ def race(
     """
     clock = time.monotonic  # the event loop's clock too: history keeps one time scale
     start = clock()
-    pairs = plan_race(destinations, options, start)
+    stop = None
+    if options.timeout is not None and len(destinations) > 512:  # the deadline covers planning
+        end = start + options.timeout
+
+        def stop() -> bool:
+            return clock() >= end
+
+    pairs = plan_race(destinations, options, start, stop=stop)
     if not pairs:
         raise no_usable_pair(destinations)
     if len(pairs) == 1 and options.timeout is None and options.on_event is None:
