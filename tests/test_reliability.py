@@ -336,6 +336,9 @@ async def test_d13_compat_socket_factory_of_the_wrong_family_leaks_nothing(
     before = fd_count()
     with pytest.raises(ConnectError):
         await aioconnlist.compat.start_connection(infos, socket_factory=factory)
+    with pytest.raises(ConnectError):  # with a source to bind (found by the fuzz)
+        start = aioconnlist.compat.make_start_connection(local_addresses=["127.0.0.1"])
+        await start(infos, socket_factory=factory)
     assert made and all(s.fileno() == -1 for s in made)
     assert fd_count() == before
 

@@ -314,8 +314,6 @@ def _open(factory: SocketFactory, pair: Pair) -> tuple[socket.socket, tuple[Any,
     attempt."""
     sock = open_attempt_socket(factory, pair)
     try:
-        if sock.family not in (socket.AF_INET, socket.AF_INET6):
-            raise InvalidArgument("not an IP socket")
         return sock, pair.destination.sockaddr(sock.family)
     except InvalidArgument:
         sock.close()
