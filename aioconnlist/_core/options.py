@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     else:
         from typing_extensions import Unpack
 
-    __all__ = ["RaceOptions", "Unpack"]
+    __all__ = ["ConnectOptions", "RaceOptions", "Unpack"]
 
 #: RFC 8305 §8 constants (SPEC §5)
 ATTEMPT_DELAY = 0.25
@@ -43,7 +43,21 @@ LocalAddressesOption = Literal["auto"] | None | Iterable[object]
 EventCallback = Callable[["RaceEvent"], object]
 
 
-class RaceOptions(TypedDict, total=False):
+class ConnectOptions(TypedDict, total=False):
+    """`RaceOptions` less ``timeout``: for entry points whose own ``timeout`` parameter (with
+    a meaning of its library's) is the race's deadline, such as ``create_connection``."""
+
+    local_addresses: LocalAddressesOption
+    attempt_delay: float
+    min_attempt_delay: float
+    interleave: int
+    sort: bool
+    history: PairHistory | None
+    on_event: EventCallback | None
+    backup_attempts: bool
+
+
+class RaceOptions(ConnectOptions, total=False):
     """The race options every entry point takes as keyword arguments, all optional.
 
     The one definition of the option set: entry points declare ``**options:
@@ -51,14 +65,7 @@ class RaceOptions(TypedDict, total=False):
     one is an error), and `OPTION_NAMES` is derived from it.
     """
 
-    local_addresses: LocalAddressesOption
     timeout: float | None
-    attempt_delay: float
-    min_attempt_delay: float
-    interleave: int
-    sort: bool
-    history: PairHistory | None
-    on_event: EventCallback | None
 
 
 OPTION_NAMES: frozenset[str] = RaceOptions.__optional_keys__
@@ -74,6 +81,13 @@ class Options:
     sort: bool = True
     history: PairHistory | None = None
     on_event: EventCallback | None = None
+    #: a second attempt on a fresh socket for a pair whose first attempt stays silent
+    backup_attempts: bool = True
+
+    @property
+    def backups_possible(self) -> bool:
+        """Whether a race of these options may start backup attempts."""
+        return self.backup_attempts and self.attempt_delay != math.inf
 
 
 def _local_address(value: object) -> LocalAddress:
@@ -108,6 +122,7 @@ def make_options(
     sort: bool = True,
     history: PairHistory | None = DEFAULT,
     on_event: EventCallback | None = None,
+    backup_attempts: bool = True,
 ) -> Options:
     """Validate the options; every problem raises `InvalidArgument` naming it."""
     if timeout is not None:
@@ -131,6 +146,8 @@ def make_options(
         raise InvalidArgument(f"interleave must be an integer >= 0, got {interleave!r}")
     if not isinstance(sort, bool):
         raise InvalidArgument(f"sort must be True or False, got {sort!r}")
+    if not isinstance(backup_attempts, bool):
+        raise InvalidArgument(f"backup_attempts must be True or False, got {backup_attempts!r}")
     if history is DEFAULT:
         history = DEFAULT_HISTORY
     elif history is not None and not isinstance(history, PairHistory):
@@ -149,7 +166,15 @@ def make_options(
         if not local:
             raise InvalidArgument("local_addresses is an empty list; use None for the kernel's")
     return Options(
-        local, timeout, attempt_delay, min_attempt_delay, interleave, sort, history, on_event
+        local,
+        timeout,
+        attempt_delay,
+        min_attempt_delay,
+        interleave,
+        sort,
+        history,
+        on_event,
+        backup_attempts,
     )
 
 

@@ -58,6 +58,15 @@ class Pair:
 
 SourceMode = Literal["auto", "kernel", "explicit"]
 
+#: How the kernel would route an alternate-source pair (`SourceView.routes`):
+#: out of the interface that owns the source (or not known: the default)...
+ROUTE_OWN = 0
+#: ...out of another interface (weak host model, no policy rule): ranked after the others
+ROUTE_OTHER = 1
+#: never an alternate: it would take traffic off the tunnel the kernel's own route uses, or it
+#: is the address of a bridge/TAP segment and the destination lies outside it
+ROUTE_NEVER = 2
+
 
 @dataclass(frozen=True, slots=True)
 class SourceView:
@@ -68,12 +77,17 @@ class SourceView:
     - ``mode="explicit"``: exactly the addresses in ``local`` (bound explicitly).
 
     ``kernel_choice`` maps a destination's IP to the kernel-chosen source (absent or ``None``:
-    unknown or no route).
+    unknown or no route). ``routes`` (mode "auto") maps (source IP, destination IP) of an
+    alternate pair to `ROUTE_OTHER` or `ROUTE_NEVER`; absent means `ROUTE_OWN`. ``nat64``
+    maps NAT64-synthesized destinations to the IPv4 addresses they stand for.
     """
 
     mode: SourceMode
     local: tuple[LocalAddress, ...] = ()
     kernel_choice: Mapping[IPAddress, IPAddress | None] = field(default_factory=dict)
+    routes: Mapping[tuple[IPAddress, IPAddress], int] = field(default_factory=dict)
+    #: synthesized (NAT64) IPv6 destination -> the IPv4 address it stands for (ranked as that)
+    nat64: Mapping[IPAddress, IPAddress] = field(default_factory=dict)
 
 
 # --- suitability of a (source, destination) pair (SPEC §2.1) ----------------------------------
@@ -99,6 +113,28 @@ def destination_usable(destination: Endpoint) -> bool:
         destination.scope_id == 0
         and destination.ip.version == 6
         and int(destination.ip) >> 118 == 0x3FA
+    )
+
+
+def explicit_source_usable(source: LocalAddress, destination: Endpoint) -> bool:
+    """Whether a source the caller named can be tried towards ``destination``.
+
+    Looser than `source_usable`, which filters the sources *we* choose: what the caller names
+    is tried whenever the kernel can route it at all: same family, a usable destination, not a
+    loopback source towards another host (the kernel refuses such a martian at once), not a
+    link-local address of another zone. So a host address bound towards a loopback service
+    works, as with a plain bind and connect.
+    """
+    if source.ip.version != destination.ip.version or not destination_usable(destination):
+        return False
+    if locality(source.ip) == LOOPBACK and locality(destination.ip) != LOOPBACK:
+        return False
+    return not (
+        locality(source.ip) == LINK_LOCAL
+        and locality(destination.ip) == LINK_LOCAL
+        and source.scope_id
+        and destination.scope_id
+        and source.scope_id != destination.scope_id
     )
 
 

@@ -3,6 +3,7 @@ the `Race` that runs it."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import math
 import time
@@ -22,13 +23,20 @@ from .._core.options import Options
 from .._core.pairs import Pair, SourceView
 from .._core.planner import plan_pairs
 from .._core.race import Race
-from .._io.sources import gather_sources_until, sources_generation
+from .._io import history_file, network
+from .._io.nat64 import synthesized_map
+from .._io.sources import gather_sources_until, invalidate, sources_generation
+
+# PairHistory.open, AIOCONNLIST_HISTORY, history partitions per network; and sources are
+# re-read when the kernel reports an address or route change
+history_file.install()
+network.watch(lambda _identity: invalidate())
 
 
 @dataclass(slots=True)
 class _CachedPlan:
     destinations: list[Endpoint]
-    sources_generation: tuple[int, int]
+    sources_generation: tuple[int, ...]
     sources_until: float  # time.monotonic() scale
     # None: the plan does not depend on history (at most one pair); else its order_version,
     # with the RTT version masked out (-1) when fewer than two pairs had a success rank
@@ -100,6 +108,9 @@ def plan_race(
         raise ConnectTimeout(
             f"timed out planning {len(destinations)} destinations; no attempt was started"
         )
+    synthesized = synthesized_map(destinations)
+    if synthesized:
+        view = dataclasses.replace(view, nat64=synthesized)
     pairs = plan_pairs(
         destinations,
         view,
@@ -137,6 +148,7 @@ def _gather(
     if stop is None or len(destinations) <= _CHUNK:
         return gather_sources_until(destinations, options.local_addresses)
     kernel_choice: dict[IPAddress, IPAddress | None] = {}
+    routes: dict[tuple[IPAddress, IPAddress], int] = {}
     until = math.inf
     view = None
     for i in range(0, len(destinations), _CHUNK):
@@ -148,9 +160,10 @@ def _gather(
             destinations[i : i + _CHUNK], options.local_addresses
         )
         kernel_choice.update(view.kernel_choice)
+        routes.update(view.routes)
         until = min(until, chunk_until)
     assert view is not None
-    return SourceView(view.mode, view.local, kernel_choice), until
+    return dataclasses.replace(view, kernel_choice=kernel_choice, routes=routes), until
 
 
 def as_connect_error(exc: OSError, what: str = "") -> ConnectError:
@@ -186,4 +199,5 @@ def new_race(pairs: Sequence[Pair], options: Options, origin: float, more: bool 
         timeout=options.timeout,
         more_pairs_coming=more,
         on_event=options.on_event,
+        backup_attempts=options.backup_attempts,
     )

@@ -251,21 +251,6 @@ class FamilyLookups(Generic[T]):
                 return found
         return found
 
-    async def within(self, delay: float, deadline: float | None = None) -> list[T]:
-        """The positive answers still to come that arrive within ``delay`` seconds (and before
-        ``deadline``, loop time); the wait ends at the first positive one."""
-        loop = asyncio.get_running_loop()
-        until = loop.time() + delay
-        if deadline is not None:
-            until = min(until, deadline)
-        found: list[T] = []
-        while self.pending and not found:
-            if not await self._wait(self.pending, until):
-                break
-            for task in [t for t in self._tasks.values() if t in self.pending and t.done()]:
-                found.extend(self._collect(task))
-        return found
-
     async def next_late(self) -> list[T] | None:
         """The next positive answer still to come; ``None`` when no lookup is left."""
         while self.pending:

@@ -9,9 +9,13 @@ asyncio process. Standalone on purpose (stdlib + netfilterqueue only): it is sta
   re-injected (``repeat``), so the rule at the top of INPUT answers it with ICMP unreachable.
   A SYN to a ``gate`` address is held until ``count`` different connections are held for that
   port (default 2), then all are released in the same instant: both handshakes complete in the
-  same tick at the client.
+  same tick at the client. Every other SYN to a ``lossy`` address and port is lost, starting
+  with the first: a connection's first SYN is lost, and the next SYN (its retransmission one
+  second later, or another socket's) goes through.
 - **Listeners** are opened on demand. Every accepted connection is logged (local, peer,
-  accepted, closed, how) and echoes what it receives, so a client can show its socket works.
+  accepted, closed, how) and echoes what it receives, so a client can show its socket works;
+  a listener opened with ``"http": true`` answers each HTTP request instead (``200``, body
+  ``ok``, ``Connection: close``) and closes, so every request is a new connection.
 - **Control**: one JSON command per line on stdin, one JSON reply per line on stdout. EOF on
   stdin (the test process went away) ends the agent; nothing outlives the lab.
 """
@@ -63,10 +67,14 @@ class Agent:
         self.queue_num: int = config["queue"]
         self.unreachable = {str(ipaddress.ip_address(a)) for a in config.get("unreachable", [])}
         self.gates = {str(ipaddress.ip_address(a)) for a in config.get("gates", [])}
+        self.lossy = {str(ipaddress.ip_address(a)) for a in config.get("lossy", [])}
+        self.lossy_passed: set[tuple[str, int]] = set()  # (address, port): the next SYN passes
         self.gate_count: dict[int, int] = {}
         # port -> {(src, sport, dst): [packets]} held behind a gate
         self.gate_held: dict[int, dict[tuple[str, int, str], list[Packet]]] = {}
         self.listeners: dict[tuple[str, int], socket.socket] = {}
+        self.http_listeners: set[tuple[str, int]] = set()
+        self.http_requests: dict[int, bytes] = {}  # connection id -> request bytes so far
         self.connections: list[dict[str, Any]] = []
         self.open_socks: dict[int, socket.socket] = {}
         self.syns: list[dict[str, Any]] = []  # every queued SYN: what, when held, when released
@@ -84,6 +92,15 @@ class Agent:
         record = {"src": src, "dst": dst, "sport": sport, "dport": dport}
         record["held"] = time.monotonic()
         self.syns.append(record)
+        if dst in self.lossy:
+            key = (dst, dport)
+            if key not in self.lossy_passed:  # lose this one; the next SYN passes
+                self.lossy_passed.add(key)
+                record["released"] = None
+                record["dropped"] = True
+                pkt.drop()
+                return
+            self.lossy_passed.discard(key)  # this one passes; the next is lost
         if dst in self.gates:
             key = (src, sport, dst)
             held = self.gate_held.setdefault(dport, {})
@@ -138,6 +155,7 @@ class Agent:
             conn.setblocking(False)
             local = conn.getsockname()
             entry: dict[str, Any] = {
+                "http": (local[0], local[1]) in self.http_listeners,
                 "id": len(self.connections),
                 "local": [local[0], local[1]],
                 "peer": [peer[0], peer[1]],
@@ -162,6 +180,17 @@ class Agent:
             self.finish(conn, entry, "eof")
             return
         entry["bytes"] += len(data)
+        if entry["http"]:
+            request = self.http_requests[entry["id"]] = (
+                self.http_requests.get(entry["id"], b"") + data
+            )
+            if b"\r\n\r\n" in request:
+                del self.http_requests[entry["id"]]
+                reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                with contextlib.suppress(OSError):
+                    conn.sendall(reply)
+                self.finish(conn, entry, "served")
+            return
         with contextlib.suppress(OSError):
             conn.send(data)  # echo; small payloads only
 
@@ -178,6 +207,8 @@ class Agent:
         if op == "listen":
             for host, port in cmd["endpoints"]:
                 self.listen(host, port)
+                if cmd.get("http"):
+                    self.http_listeners.add((host, port))
             return {"ok": True}
         if op == "gate":
             self.gate_count[int(cmd["port"])] = int(cmd["count"])
