@@ -558,3 +558,17 @@ def test_d2_the_blocking_deadline_includes_planning() -> None:
     with pytest.raises(ConnectTimeout):
         create_connection(destinations, 0.05, history=None)
     assert time.monotonic() - start < 1.0  # planning them all takes 3-7 s
+
+
+def test_a_pair_beaten_at_its_delay_on_a_coarse_clock_is_evidence() -> None:
+    """The next attempt (started by the delay) connects within the clock step it started in
+    (loopback, uvloop's 1 ms clock): the silent one still waited its whole delay, a soft
+    failure. Seen as a flaky lab-less test once the driver took no extra loop turns."""
+    from tests.simulation import kernel_pairs, simulate
+
+    hist = PairHistory()
+    pairs = kernel_pairs("192.0.2.1:80", "192.0.2.2:80")
+    r = simulate(pairs, {"192.0.2.1:80": ("drop",), "192.0.2.2:80": ("ok", 0.0)}, history=hist)
+    assert r.winner == "192.0.2.2:80"
+    stats = hist.stats(pairs[0], 1000.25)
+    assert stats is not None and stats.failure_kind == "soft"

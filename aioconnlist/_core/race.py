@@ -244,7 +244,7 @@ class Race:
             evidence
             and not attempt.backup
             and self.history is not None
-            and waited > self._delays[attempt.index]
+            and waited >= self._delays[attempt.index] - _CLOCK_STEP
         ):
             self.history.record_failure(attempt.pair, "soft", now)
         self._end(attempt, outcome, now)
@@ -273,6 +273,10 @@ class Race:
             else:
                 logger.debug("aioconnlist on_event callback raised again: %r", exc)
 
+
+#: The coarsest loop clock (uvloop's: 1 ms steps): an attempt beaten by the one its delay
+#: started, within the same step, was silent for the whole delay all the same.
+_CLOCK_STEP = 0.001
 
 #: at most this many destinations are named in an error message (the rest: "+N more")
 _SHOWN_DESTINATIONS = 4
