@@ -148,47 +148,44 @@ class HTTPSConnectionPool(_connectionpool.HTTPSConnectionPool):
 _POOLS = {"http": HTTPConnectionPool, "https": HTTPSConnectionPool}
 
 
-class PoolManager(_poolmanager.PoolManager):
+class _RacingPools:
+    """Pool managers whose pools race: the race options are taken out of the keyword
+    arguments and given to every pool made (not through ``connection_pool_kw``: urllib3's pool
+    key has a field per argument it knows only)."""
+
+    race_options: dict[str, Any]
+    connection_pool_kw: dict[str, Any]
+    pool_classes_by_scheme: dict[str, type[_connectionpool.HTTPConnectionPool]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.race_options = split_race_options(kwargs)
+        super().__init__(*args, **kwargs)
+        self.pool_classes_by_scheme = dict(_POOLS)
+
+    def _new_pool(
+        self,
+        scheme: str,
+        host: str,
+        port: int,
+        request_context: dict[str, Any] | None = None,
+    ) -> _connectionpool.HTTPConnectionPool:
+        if request_context is None:
+            request_context = self.connection_pool_kw.copy()
+        new_pool = super()._new_pool  # type: ignore[misc]
+        pool: _connectionpool.HTTPConnectionPool = new_pool(
+            scheme, host, port, {**request_context, **self.race_options}
+        )
+        return pool
+
+
+class PoolManager(_RacingPools, _poolmanager.PoolManager):
     """urllib3's ``PoolManager`` (every argument of it) plus the race options, which every
     pool it makes gets."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.race_options = split_race_options(kwargs)
-        super().__init__(*args, **kwargs)
-        self.pool_classes_by_scheme = dict(_POOLS)
 
-    def _new_pool(
-        self,
-        scheme: str,
-        host: str,
-        port: int,
-        request_context: dict[str, Any] | None = None,
-    ) -> _connectionpool.HTTPConnectionPool:
-        if request_context is None:
-            request_context = self.connection_pool_kw.copy()
-        # (not in connection_pool_kw: urllib3's pool key has a field per known argument only)
-        return super()._new_pool(scheme, host, port, {**request_context, **self.race_options})
-
-
-class ProxyManager(_poolmanager.ProxyManager):
+class ProxyManager(_RacingPools, _poolmanager.ProxyManager):
     """urllib3's ``ProxyManager`` (every argument of it) plus the race options: the
     connections to the proxy race."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.race_options = split_race_options(kwargs)
-        super().__init__(*args, **kwargs)
-        self.pool_classes_by_scheme = dict(_POOLS)
-
-    def _new_pool(
-        self,
-        scheme: str,
-        host: str,
-        port: int,
-        request_context: dict[str, Any] | None = None,
-    ) -> _connectionpool.HTTPConnectionPool:
-        if request_context is None:
-            request_context = self.connection_pool_kw.copy()
-        return super()._new_pool(scheme, host, port, {**request_context, **self.race_options})
 
 
 def proxy_from_url(url: str, **kwargs: Any) -> ProxyManager:
