@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._core.addresses import parse_addresses
-from ._core.errors import InvalidArgument
+from ._core.errors import ConnectTimeout, InvalidArgument
 from ._core.options import (
     RESOLUTION_DELAY,
     Options,
@@ -246,6 +246,11 @@ async def _create_connection(
         transport, protocol = await loop.create_connection(
             protocol_factory, sock=sock, ssl=ssl, server_hostname=server_hostname, **handshake
         )
+    except ConnectionAbortedError as exc:  # asyncio's error for a handshake outliving its time
+        sock.close()
+        if handshake and loop.time() - start >= 0.999 * (opts.timeout or 0.0):
+            raise ConnectTimeout(f"timed out in the TLS handshake after {opts.timeout} s") from exc
+        raise
     except BaseException:
         sock.close()
         raise

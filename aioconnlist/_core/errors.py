@@ -59,6 +59,7 @@ class ConnectError(OSError):
         self.args = (code, message)
         self.errno = code
         self.strerror = message
+        self.filename = None  # (OSError.__new__ took `attempts` for one: str() would show them)
         self.attempts = tuple(attempts)
 
     def __reduce__(self):  # type: ignore[no-untyped-def]  # keep the subclass when pickled

@@ -137,6 +137,8 @@ def make_options(
         timeout = _number("timeout", timeout)
         if timeout < 0:
             raise InvalidArgument(f"timeout must not be negative, got {timeout}")
+        if timeout == math.inf:
+            timeout = None  # no deadline (a poll(2) or a timer cannot take an infinite one)
     attempt_delay = _number("attempt_delay", attempt_delay)
     if attempt_delay < MIN_ATTEMPT_DELAY:
         raise InvalidArgument(

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from .._core.addresses import Endpoint, parse_address, parse_ip
+from .._core.addresses import Endpoint, parse_address, parse_ip, shown
 from .._core.errors import ExceptionGroup, InvalidArgument, NameResolutionError
 from .._core.extras import missing_extra
 from .._core.options import RESOLUTION_DELAY
@@ -318,19 +318,21 @@ def check_host(host: object) -> str:
     if isinstance(host, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         return str(host)
     if not isinstance(host, str):
-        raise InvalidArgument(f"host must be a string, not {type(host).__name__} {host!r}")
+        raise InvalidArgument(f"host must be a string, not {type(host).__name__} {shown(host)}")
     if not host.strip():
         raise InvalidArgument("host is empty")
     return host
 
 
 def check_port(port: object) -> int:
-    if isinstance(port, str) and port.isdigit():
+    """A port number 1..65535: an int, or a string of at most 5 ASCII digits (no '²', no '٣',
+    no 5,000-digit numbers)."""
+    if isinstance(port, str) and port.isascii() and port.isdigit() and len(port) <= 5:
         port = int(port)
     if isinstance(port, bool) or not isinstance(port, int):
-        raise InvalidArgument(f"port {port!r} is not an integer")
+        raise InvalidArgument(f"port {shown(port)} is not an integer")
     if not 0 < port < 65536:
-        raise InvalidArgument(f"port {port} is out of range 1..65535")
+        raise InvalidArgument(f"port {shown(port)} is out of range 1..65535")
     return port
 
 
