@@ -27,10 +27,16 @@ import asyncio
 import math
 import socket
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._core.errors import InvalidArgument
-from ._core.options import Options, make_options, split_options
+from ._core.options import (
+    Options,
+    RaceOptions,
+    check_option_names,
+    make_options,
+    takes_options,
+)
 from ._core.pairs import Pair
 from ._drivers.addrinfo import (
     AddrInfo,
@@ -42,6 +48,9 @@ from ._drivers.addrinfo import (
     plain_socket,
 )
 from ._drivers.asyncio import race
+
+if TYPE_CHECKING:
+    from ._core.options import Unpack
 
 
 def _options(
@@ -80,15 +89,17 @@ class StartConnection(Protocol):
     ) -> socket.socket: ...
 
 
-def make_start_connection(**options: Any) -> StartConnection:
-    """A `start_connection` with our options preset (history, on_event, sort, timeout, ...).
+@takes_options()
+def make_start_connection(**options: Unpack[RaceOptions]) -> StartConnection:
+    """A `start_connection` with aioconnlist's options preset (``history``, ``on_event``,
+    ``sort``, ``timeout``...; those of `aioconnlist.connect_by_list`).
 
     ``attempt_delay`` / ``interleave`` / ``local_addresses`` given here win over the
-    per-call ``happy_eyeballs_delay`` / ``interleave`` / ``local_addr_infos``.
+    per-call ``happy_eyeballs_delay`` / ``interleave`` / ``local_addr_infos``. An unknown
+    option is a ``TypeError``, an invalid value `InvalidArgument`, both raised here.
     """
-    ours, unknown = split_options(options)
-    if unknown:
-        raise InvalidArgument(f"unknown option(s): {', '.join(sorted(unknown))}")
+    check_option_names(options)
+    ours: dict[str, Any] = dict(options)
     make_options(**ours)  # validate now, not at the first connection
 
     async def start_connection(

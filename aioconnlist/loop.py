@@ -52,7 +52,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ._core.addresses import Endpoint
 from ._core.errors import ConnectError, ExceptionGroup
-from ._core.options import MIN_ATTEMPT_DELAY, Options, RaceOptions, make_options, options_from
+from ._core.options import (
+    MIN_ATTEMPT_DELAY,
+    Options,
+    RaceOptions,
+    make_options,
+    options_from,
+    takes_options,
+)
 from ._core.pairs import Pair
 from ._drivers.addrinfo import AddrInfo, binding_factory
 from ._drivers.by_name import race_by_name
@@ -325,6 +332,7 @@ def _racing_uvloop() -> Callable[[Options], asyncio.AbstractEventLoop]:
     return _RacingUVLoop
 
 
+@takes_options()
 def new_event_loop(
     *, uvloop: bool = False, **options: Unpack[RaceOptions]
 ) -> asyncio.AbstractEventLoop:
@@ -372,6 +380,7 @@ def _target_loop(loop: asyncio.AbstractEventLoop | None, what: str) -> asyncio.A
         ) from None
 
 
+@takes_options()
 def install(loop: asyncio.AbstractEventLoop | None = None, **options: Unpack[RaceOptions]) -> None:
     """Make ``loop.create_connection(factory, host, port)`` race on an existing loop.
 
@@ -461,6 +470,7 @@ def _policy_class() -> type[asyncio.AbstractEventLoopPolicy]:
         ``loop_factory`` there.)
         """
 
+        @takes_options()
         def __init__(self, *, uvloop: bool = False, **options: Any) -> None:
             super().__init__()
             if uvloop:
@@ -469,6 +479,7 @@ def _policy_class() -> type[asyncio.AbstractEventLoopPolicy]:
             self._options = options_from(options)
 
         def new_event_loop(self) -> asyncio.AbstractEventLoop:
+            """A new loop whose ``create_connection`` races, with the policy's options."""
             if self._uvloop:
                 return _racing_uvloop()(self._options)
             return _RacingLoop(self._options)
@@ -482,3 +493,7 @@ def __getattr__(name: str) -> Any:
     if name == "EventLoopPolicy":
         return _policy_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "EventLoopPolicy"})

@@ -1,4 +1,4 @@
-"""The error family (SPEC §2.5, §3) and the choice of which error a failed race reports.
+"""The error family and the choice of which error a failed race reports.
 
 `ConnectError` is an `OSError`; the argument, not-a-socket and timeout cases are also
 `ValueError`, `TypeError` and `TimeoutError`, so callers may catch what they already know.
@@ -59,6 +59,7 @@ class ConnectError(OSError):
         self.args = (code, message)
         self.errno = code
         self.strerror = message
+        self.filename = None  # (OSError.__new__ took `attempts` for one: str() would show them)
         self.attempts = tuple(attempts)
 
     def __reduce__(self):  # type: ignore[no-untyped-def]  # keep the subclass when pickled
@@ -75,14 +76,17 @@ def _rebuild(
 
 
 class InvalidArgument(ConnectError, ValueError):
-    """EINVAL: the call's arguments cannot work (SPEC §3 WSAEINVAL)."""
+    """EINVAL: the call's arguments cannot work (``WSAEINVAL``; also a ``ValueError``)."""
 
     def __init__(self, message: str, attempts: Sequence[Attempt] = ()) -> None:
         super().__init__(_errno.EINVAL, message, attempts)
 
 
 class NotASocket(ConnectError, TypeError):
-    """ENOTSOCK: what was given as a socket is not an open socket (SPEC §3 WSAENOTSOCK)."""
+    """ENOTSOCK: what was given as a socket is not an open socket (``WSAENOTSOCK``).
+
+    Also a ``TypeError``.
+    """
 
     def __init__(self, message: str, attempts: Sequence[Attempt] = ()) -> None:
         super().__init__(_errno.ENOTSOCK, message, attempts)
