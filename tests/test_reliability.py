@@ -195,6 +195,7 @@ def test_d6_emfile_while_enumerating_interfaces_is_outofresources() -> None:
         import aioconnlist
         from aioconnlist._io.sources import invalidate
         from aioconnlist.blocking import create_connection
+        aioconnlist.connect_by_list, aioconnlist.ConnectError  # loaded (lazily) before the hog
         async def main():
             invalidate()  # the interfaces are read again
             n = len(os.listdir("/proc/self/fd"))

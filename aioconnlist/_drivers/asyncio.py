@@ -35,7 +35,7 @@ from .._core.race import Race, delay_after
 from .._io.nat64 import needed as nat64_needed
 from .._io.nat64 import through_nat64_async
 from .._io.sources import after_failed_race as invalidate  # kept when changes are notified
-from .planning import new_race, no_usable_pair, plan_race
+from .planning import cached_plan, new_race, no_usable_pair, plan_race
 from .sockets import SocketFactory, default_socket_factory, open_attempt_socket
 from .timeouts import expired, timeout_at
 
@@ -439,6 +439,9 @@ async def _plan(
     deadline (``options.timeout`` from ``now``) covers planning, and planning stops at it."""
     if len(destinations) <= _LARGE_PLAN:
         return plan_race(destinations, options, now)
+    hit = cached_plan(destinations, options, now)  # the same long list again: no thread
+    if hit is not None:
+        return hit
     stop = threading.Event()
     planned = loop.run_in_executor(
         None, functools.partial(plan_race, destinations, options, now, stop=stop.is_set)

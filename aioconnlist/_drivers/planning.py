@@ -78,7 +78,8 @@ _PlanKey = tuple[object, ...]
 # cache miss on it saves).
 _PLAN_CACHE: dict[_PlanKey, _CachedPlan] = {}
 _PLAN_CACHE_SIZE = 128
-PLAN_CACHE_PAIRS = 32_768
+PLAN_CACHE_PAIRS = 131_072
+_PLAN_LOCK = threading.Lock()
 _plan_cache_pairs = 0
 # Kernel choices are probed this many destinations at a time, with a look at ``stop`` between.
 _CHUNK = 512
@@ -101,26 +102,11 @@ def plan_race(
     if not _started:
         _start()
     history = options.history
-    key: _PlanKey = (
-        len(destinations),
-        destinations[0],
-        destinations[-1],
-        options.local_addresses,
-        options.interleave,
-        options.sort,
-        id(history),
-    )
+    key = _key(destinations, options)
     generation = sources_generation()
-    cached = _PLAN_CACHE.get(key)
-    if (
-        cached is not None
-        and cached.sources_generation == generation
-        and _history_unchanged(cached.history_version, history)
-        and cached.planned_at <= now < cached.history_until
-        and time.monotonic() < cached.sources_until
-        and cached.destinations == destinations  # identical Endpoints compare at once
-    ):
-        return cached.pairs
+    hit = cached_plan(destinations, options, now, key, generation)
+    if hit is not None:
+        return hit
     version = None if history is None else history.order_version
     try:
         view, sources_until = _gather(destinations, options, stop)
@@ -150,19 +136,58 @@ def plan_race(
         history_until, successes = history.order_valid_until(pairs, now)
         if successes < 2:  # RTT moves of a single successful pair reorder nothing
             version = (version[0], -1)
-    if len(pairs) > PLAN_CACHE_PAIRS // 4 or stop is not None:
-        return pairs  # (``stop``: planned in a worker thread, which leaves the cache alone)
-    old = _PLAN_CACHE.pop(key, None)
-    if old is not None:
-        _plan_cache_pairs -= len(old.pairs)
-    if len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE or _plan_cache_pairs + len(pairs) > PLAN_CACHE_PAIRS:
-        _PLAN_CACHE.clear()
-        _plan_cache_pairs = 0
-    _PLAN_CACHE[key] = _CachedPlan(
+    if len(pairs) > PLAN_CACHE_PAIRS // 4:
+        return pairs
+    entry = _CachedPlan(
         list(destinations), generation, sources_until, version, now, history_until, pairs
     )
-    _plan_cache_pairs += len(pairs)
+    with _PLAN_LOCK:  # a long list is planned in a worker thread
+        old = _PLAN_CACHE.pop(key, None)
+        if old is not None:
+            _plan_cache_pairs -= len(old.pairs)
+        if (
+            len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE
+            or _plan_cache_pairs + len(pairs) > PLAN_CACHE_PAIRS
+        ):
+            _PLAN_CACHE.clear()
+            _plan_cache_pairs = 0
+        _PLAN_CACHE[key] = entry
+        _plan_cache_pairs += len(pairs)
     return pairs
+
+
+def _key(destinations: Sequence[Endpoint], options: Options) -> _PlanKey:
+    return (
+        len(destinations),
+        destinations[0],
+        destinations[-1],
+        options.local_addresses,
+        options.interleave,
+        options.sort,
+        id(options.history),
+    )
+
+
+def cached_plan(
+    destinations: Sequence[Endpoint],
+    options: Options,
+    now: float,
+    key: _PlanKey | None = None,
+    generation: tuple[int, ...] | None = None,
+) -> list[Pair] | None:
+    """The plan `plan_race` would give, when it is in the cache (no I/O); else None."""
+    cached = _PLAN_CACHE.get(_key(destinations, options) if key is None else key)
+    if cached is None:
+        return None
+    if (
+        cached.sources_generation == (sources_generation() if generation is None else generation)
+        and _history_unchanged(cached.history_version, options.history)
+        and cached.planned_at <= now < cached.history_until
+        and time.monotonic() < cached.sources_until
+        and cached.destinations == destinations  # identical Endpoints compare at once
+    ):
+        return cached.pairs
+    return None
 
 
 def _gather(

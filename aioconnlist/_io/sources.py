@@ -205,8 +205,10 @@ def _interfaces() -> InterfaceTable:
     if hasattr(socket, "AF_NETLINK"):
         try:  # two netlink dumps: no psutil import (~10 ms) on the first connect
             return interfaces_from_netlink(netlink.links(), netlink.addresses())
-        except OSError:
-            pass
+        except OSError as e:
+            if e.errno in RESOURCE_ERRNOS:
+                raise  # out of descriptors or memory: psutil could not do better
+
     return _interfaces_psutil()
 
 
