@@ -63,7 +63,7 @@ from ._core.options import (
 from ._core.pairs import Pair
 from ._drivers.addrinfo import AddrInfo, binding_factory
 from ._drivers.by_name import race_by_name
-from ._io.resolve import FAMILIES, endpoints, ip_literal
+from ._io.resolve import FAMILIES, endpoints, ip_literal, localhost_answer
 
 if TYPE_CHECKING:
     from ._core.options import Unpack
@@ -86,6 +86,9 @@ class _LoopResolver:
         self._flags = flags
 
     async def resolve(self, host: str, port: int, family: socket.AddressFamily) -> list[Endpoint]:
+        local = localhost_answer(host, port, family)  # never sent to DNS (RFC 6761)
+        if local is not None:
+            return local
         infos = await self._loop.getaddrinfo(
             host, port, family=family, type=socket.SOCK_STREAM, proto=self._proto, flags=self._flags
         )

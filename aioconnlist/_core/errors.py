@@ -48,9 +48,11 @@ class ConnectError(OSError):
     attempts: tuple[Attempt, ...]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> ConnectError:
+        # (OSError.__new__ gets no more than two arguments: from a third it would take a file
+        # name, which str() then shows; __init__ sets the fields as OSError(code, message))
         if cls is ConnectError and args and isinstance(args[0], int):
-            return super().__new__(_BY_ERRNO.get(args[0], ConnectError), *args, **kwargs)
-        return super().__new__(cls, *args, **kwargs)
+            return super().__new__(_BY_ERRNO.get(args[0], ConnectError), *args[:2])
+        return super().__new__(cls, *args[:2])
 
     def __init__(self, code: int, message: str, attempts: Sequence[Attempt] = ()) -> None:
         super().__init__(code, message)
@@ -59,7 +61,6 @@ class ConnectError(OSError):
         self.args = (code, message)
         self.errno = code
         self.strerror = message
-        self.filename = None  # (OSError.__new__ took `attempts` for one: str() would show them)
         self.attempts = tuple(attempts)
 
     def __reduce__(self):  # type: ignore[no-untyped-def]  # keep the subclass when pickled

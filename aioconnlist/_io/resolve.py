@@ -56,15 +56,39 @@ def endpoints(items: Iterable[object]) -> list[Endpoint]:
     return list(dict.fromkeys(parse_address(item) for item in items))
 
 
+_LOOPBACK: dict[int, str] = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
+
+
+def localhost_answer(host: str, port: int, family: int) -> list[Endpoint] | None:
+    """The loopback address of ``family`` when ``host`` is ``localhost`` or a name under it
+    (RFC 6761 §6.3: such names are never sent to DNS); ``None`` for any other name.
+
+    A lookup of one family at a time would otherwise ask DNS for the AAAA record of
+    ``localhost`` wherever /etc/hosts has no ``::1 localhost`` line (Debian's default), sending
+    a query for a name that must not leave the host.
+    """
+    name = host.rstrip(".").lower()
+    if name != "localhost" and not name.endswith(".localhost"):
+        return None
+    if family == socket.AF_UNSPEC:
+        return [parse_address((_LOOPBACK[f], port)) for f in FAMILIES]
+    ip = _LOOPBACK.get(family)
+    return [] if ip is None else [parse_address((ip, port))]
+
+
 class SystemResolver:
     """The system's getaddrinfo, one call per family, run in the loop's default executor.
 
     No ``AI_ADDRCONFIG``: whether a destination is reachable is the planner's business (it
-    learns the kernel's route per destination), not the resolver's.
+    learns the kernel's route per destination), not the resolver's. ``localhost`` names are
+    answered with the loopback addresses, never looked up (`localhost_answer`).
     """
 
     async def resolve(self, host: str, port: int, family: socket.AddressFamily) -> list[Endpoint]:
         """getaddrinfo(host, port, family) in the loop's thread pool, as endpoints."""
+        local = localhost_answer(host, port, family)
+        if local is not None:
+            return local
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(
             host, port, family=family, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
