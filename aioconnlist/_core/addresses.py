@@ -265,11 +265,11 @@ def parse_address(value: object) -> Endpoint:
 # list of servers). A hit needs every element to be the very object parsed before, and only
 # lists whose elements are deeply immutable (see `_cacheable`, or Endpoints) are kept, so the
 # same objects cannot parse differently. The cache holds its elements: their ids stay theirs.
-# Bounded by what it holds: at most `LIST_CACHE_ENDPOINTS` endpoints in all (a list longer than a
-# quarter of that is not kept), and at most `_LIST_CACHE_SIZE` lists.
+# Bounded by what it holds: at most `LIST_CACHE_ENDPOINTS` endpoints in all (a list longer than
+# a quarter of that, 32,768, is not kept), and at most `_LIST_CACHE_SIZE` lists.
 _LIST_CACHE: dict[tuple[int, int, int], tuple[tuple[object, ...], list[Endpoint]]] = {}
 _LIST_CACHE_SIZE = 256
-LIST_CACHE_ENDPOINTS = 32_768
+LIST_CACHE_ENDPOINTS = 131_072
 _list_cache_endpoints = 0
 
 
@@ -282,6 +282,8 @@ def parse_addresses(values: Iterable[object] | object) -> list[Endpoint]:
             key = (len(items), id(items[0]), id(items[-1]))
             hit = _LIST_CACHE.get(key)
             if hit is not None and all(map(is_, items, hit[0])):
+                if len(_LIST_CACHE) > 1 and _LIST_CACHE.pop(key, None) is not None:
+                    _LIST_CACHE[key] = hit  # most recently used last
                 return list(hit[1])
             return _parse_list(items, key)
     elif isinstance(values, (str, bytes, bytearray, Endpoint, Mapping)) or not isinstance(
@@ -320,12 +322,11 @@ def _parse_list(
         old = _LIST_CACHE.pop(key, None)
         if old is not None:
             _list_cache_endpoints -= len(old[0])
-        if (
+        while _LIST_CACHE and (
             len(_LIST_CACHE) >= _LIST_CACHE_SIZE
             or _list_cache_endpoints + len(items) > LIST_CACHE_ENDPOINTS
-        ):
-            _LIST_CACHE.clear()
-            _list_cache_endpoints = 0
+        ):  # the least recently used go first, not the whole cache
+            _list_cache_endpoints -= len(_LIST_CACHE.pop(next(iter(_LIST_CACHE)))[0])
         _LIST_CACHE[key] = (tuple(items), result)
         _list_cache_endpoints += len(items)
         return list(result)

@@ -74,8 +74,8 @@ _PlanKey = tuple[object, ...]
 # (which tells through `order_version`/`order_valid_until` when its ranking could differ). A hit
 # is the very plan that planning afresh would give, at the cost of one list comparison.
 # Bounded by what it holds, not only by its count of plans: at most `PLAN_CACHE_PAIRS` pairs in
-# all, and a plan larger than a quarter of that is not kept (planning it costs far more than a
-# cache miss on it saves).
+# all, the least recently used dropped first, and a plan larger than a quarter of that (32,768)
+# is not kept (planning it costs far more than a cache miss on it saves).
 _PLAN_CACHE: dict[_PlanKey, _CachedPlan] = {}
 _PLAN_CACHE_SIZE = 128
 PLAN_CACHE_PAIRS = 131_072
@@ -145,12 +145,11 @@ def plan_race(
         old = _PLAN_CACHE.pop(key, None)
         if old is not None:
             _plan_cache_pairs -= len(old.pairs)
-        if (
+        while _PLAN_CACHE and (
             len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE
             or _plan_cache_pairs + len(pairs) > PLAN_CACHE_PAIRS
-        ):
-            _PLAN_CACHE.clear()
-            _plan_cache_pairs = 0
+        ):  # the least recently used go first, not the whole cache
+            _plan_cache_pairs -= len(_PLAN_CACHE.pop(next(iter(_PLAN_CACHE))).pairs)
         _PLAN_CACHE[key] = entry
         _plan_cache_pairs += len(pairs)
     return pairs
@@ -176,7 +175,9 @@ def cached_plan(
     generation: tuple[int, ...] | None = None,
 ) -> list[Pair] | None:
     """The plan `plan_race` would give, when it is in the cache (no I/O); else None."""
-    cached = _PLAN_CACHE.get(_key(destinations, options) if key is None else key)
+    if key is None:
+        key = _key(destinations, options)
+    cached = _PLAN_CACHE.get(key)
     if cached is None:
         return None
     if (
@@ -186,6 +187,10 @@ def cached_plan(
         and time.monotonic() < cached.sources_until
         and cached.destinations == destinations  # identical Endpoints compare at once
     ):
+        if len(_PLAN_CACHE) > 1:
+            with _PLAN_LOCK:  # most recently used last
+                if _PLAN_CACHE.get(key) is cached:
+                    _PLAN_CACHE[key] = _PLAN_CACHE.pop(key)
         return cached.pairs
     return None
 
