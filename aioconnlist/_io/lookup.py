@@ -15,9 +15,28 @@ import socket
 
 from .._core.addresses import Endpoint, parse_address, parse_ip
 from .._core.errors import InvalidArgument, NameResolutionError
-from .resolve import localhost_answer
 
-__all__ = ["resolve_blocking"]
+__all__ = ["localhost_answer", "resolve_blocking"]
+
+
+_LOOPBACK: dict[int, str] = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
+
+
+def localhost_answer(host: str, port: int, family: int) -> list[Endpoint] | None:
+    """The loopback address of ``family`` when ``host`` is ``localhost`` or a name under it
+    (RFC 6761 §6.3: such names are never sent to DNS); ``None`` for any other name.
+
+    A lookup of one family at a time would otherwise ask DNS for the AAAA record of
+    ``localhost`` wherever /etc/hosts has no ``::1 localhost`` line (Debian's default), sending
+    a query for a name that must not leave the host.
+    """
+    name = host.rstrip(".").lower()
+    if name != "localhost" and not name.endswith(".localhost"):
+        return None
+    if family == socket.AF_UNSPEC:
+        return [parse_address((_LOOPBACK[f], port)) for f in (socket.AF_INET6, socket.AF_INET)]
+    ip = _LOOPBACK.get(family)
+    return [] if ip is None else [parse_address((ip, port))]
 
 
 def _literal(host: str, port: object) -> Endpoint | None:

@@ -25,6 +25,7 @@ from .._core.addresses import Endpoint, parse_address, parse_ip, shown
 from .._core.errors import ExceptionGroup, InvalidArgument, NameResolutionError
 from .._core.extras import missing_extra
 from .._core.options import RESOLUTION_DELAY
+from .lookup import localhost_answer as localhost_answer  # (re-exported: the async resolvers)
 
 if TYPE_CHECKING:
     import aiodns
@@ -54,26 +55,6 @@ class Resolver(Protocol):
 def endpoints(items: Iterable[object]) -> list[Endpoint]:
     """Parse a resolver's answer (Endpoints, address tuples or getaddrinfo 5-tuples), deduped."""
     return list(dict.fromkeys(parse_address(item) for item in items))
-
-
-_LOOPBACK: dict[int, str] = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
-
-
-def localhost_answer(host: str, port: int, family: int) -> list[Endpoint] | None:
-    """The loopback address of ``family`` when ``host`` is ``localhost`` or a name under it
-    (RFC 6761 §6.3: such names are never sent to DNS); ``None`` for any other name.
-
-    A lookup of one family at a time would otherwise ask DNS for the AAAA record of
-    ``localhost`` wherever /etc/hosts has no ``::1 localhost`` line (Debian's default), sending
-    a query for a name that must not leave the host.
-    """
-    name = host.rstrip(".").lower()
-    if name != "localhost" and not name.endswith(".localhost"):
-        return None
-    if family == socket.AF_UNSPEC:
-        return [parse_address((_LOOPBACK[f], port)) for f in FAMILIES]
-    ip = _LOOPBACK.get(family)
-    return [] if ip is None else [parse_address((ip, port))]
 
 
 class SystemResolver:
