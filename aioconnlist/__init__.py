@@ -18,7 +18,6 @@ from ._core.events import Attempt, RaceEvent
 from ._core.history import DEFAULT_HISTORY, PairHistory
 from ._core.pairs import LocalAddress, Pair
 from ._io.resolve import AiodnsResolver, Resolver, SystemResolver
-from ._version import __version__ as __version__
 from .api import connect_by_list, connect_by_name, create_connection, open_connection
 
 __all__ = [

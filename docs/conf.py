@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import pkgutil
 import sys
+from importlib.metadata import version as installed_version
 from pathlib import Path
 
 from sphinx.application import Sphinx
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
-sys.path.insert(0, str(ROOT))  # the checkout's package, also without an install
-
-import aioconnlist  # noqa: E402
+sys.path.insert(0, str(ROOT))  # autodoc reads this checkout's modules
 
 project = "aioconnlist"
 author = "aioconnlist developers"
 copyright = "2026, aioconnlist developers"
-release = aioconnlist.__version__
+release = installed_version("aioconnlist")  # pyproject.toml's, as aioconnlist.__version__
 version = ".".join(release.split(".")[:2])
 
 extensions = [

@@ -1,3 +1,0 @@
-"""The version of aioconnlist: the one place it is written (pyproject.toml reads it)."""
-
-__version__ = "0.1.0"
