@@ -57,7 +57,7 @@ from aiohttp.client_reqrep import ClientRequest
 from aiohttp.helpers import ceil_timeout
 
 from ._core.addresses import Endpoint, parse_address
-from ._core.errors import ConnectError, InvalidArgument, typed_error
+from ._core.errors import InvalidArgument
 from ._core.options import DEFAULT, RESOLUTION_DELAY, Options, make_options
 from ._core.pairs import Pair
 from ._drivers.addrinfo import addr_info_factory, binding_factory, endpoints_of, plain_socket
@@ -269,18 +269,12 @@ class ConnListConnector(aiohttp.TCPConnector):
 
     async def _race(self, addr_infos: list[AddrInfoType], req: ClientRequest) -> socket.socket:
         destinations, by_endpoint = endpoints_of(addr_infos)
-        failure: ConnectError | None = None
-        try:
-            sock, _pair = await race(
-                destinations,
-                self.options,
-                more_destinations=self._late_answers(req),
-                socket_factory=self._socket_factory_for(by_endpoint),
-            )
-        except ConnectError as e:
-            failure = typed_error(e)
-        if failure is not None:
-            raise failure
+        sock, _pair = await race(
+            destinations,
+            self.options,
+            more_destinations=self._late_answers(req),
+            socket_factory=self._socket_factory_for(by_endpoint),
+        )
         return sock
 
     async def _wrap_create_connection(

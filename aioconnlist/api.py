@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import math
 import socket
 import ssl as _ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._core.addresses import Endpoint, parse_addresses
-from ._core.errors import ConnectTimeout, InvalidArgument
+from ._core.addresses import parse_addresses
+from ._core.errors import InvalidArgument
 from ._core.options import (
     RESOLUTION_DELAY,
     RaceOptions,
@@ -21,15 +20,8 @@ from ._core.options import (
     split_options,
 )
 from ._drivers.asyncio import race
-from ._io.resolve import (
-    FamilyLookups,
-    Resolver,
-    SystemResolver,
-    check_host,
-    check_port,
-    endpoints,
-    ip_literal,
-)
+from ._drivers.by_name import race_by_name
+from ._io.resolve import Resolver, SystemResolver, check_host, check_port
 
 if TYPE_CHECKING:
     from ._core.options import Unpack
@@ -105,7 +97,7 @@ async def connect_by_name(
     *,
     resolver: Resolver | None = None,
     resolution_delay: float = RESOLUTION_DELAY,
-    **options: Any,
+    **options: Unpack[RaceOptions],
 ) -> socket.socket:
     """Resolve ``host`` (AAAA and A concurrently, RFC 8305 §3) and race its addresses.
 
@@ -130,33 +122,7 @@ async def connect_by_name(
     if not callable(getattr(chosen, "resolve", None)):
         raise InvalidArgument(f"resolver {chosen!r} has no resolve(host, port, family) method")
 
-    literal = ip_literal(host)
-    if literal is not None:
-        ip, scope_id = literal
-        sock, _pair = await race([Endpoint(ip, port, 0, scope_id)], opts)
-        return sock
-
-    loop = asyncio.get_running_loop()
-    deadline = None if opts.timeout is None else loop.time() + opts.timeout
-
-    async def lookup(family: socket.AddressFamily) -> list[Endpoint]:
-        return endpoints(await chosen.resolve(host, port, family))
-
-    lookups: FamilyLookups[Endpoint] = FamilyLookups(lookup)
-    try:
-        first = await lookups.first(resolution_delay, deadline)
-        if first is None:
-            raise ConnectTimeout(f"timed out resolving {host!r} after {opts.timeout} s")
-        if not first:
-            raise lookups.error(host)
-        remaining = None if deadline is None else deadline - loop.time()
-        if remaining is not None and remaining <= 0:
-            raise ConnectTimeout(f"timed out resolving {host!r} after {opts.timeout} s")
-        sock, _pair = await race(
-            first,
-            dataclasses.replace(opts, timeout=remaining),
-            more_destinations=lookups.late() if lookups.pending else None,
-        )
-        return sock
-    finally:
-        await lookups.aclose()
+    sock, _pair = await race_by_name(
+        host, port, opts, resolver=chosen, resolution_delay=resolution_delay
+    )
+    return sock

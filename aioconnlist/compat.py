@@ -29,7 +29,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from ._core.errors import ConnectError, InvalidArgument, typed_error
+from ._core.errors import InvalidArgument
 from ._core.options import Options, make_options, split_options
 from ._core.pairs import Pair
 from ._drivers.addrinfo import (
@@ -116,13 +116,7 @@ def make_start_connection(**options: Any) -> StartConnection:
                 make = binding_factory(local_addr_infos, make or plain_socket)
                 local_ips = None
         opts = _options(happy_eyeballs_delay, interleave, local_ips, ours)
-        failure: ConnectError | None = None
-        try:
-            sock, _pair = await race(destinations, opts, socket_factory=make)
-        except ConnectError as e:
-            failure = typed_error(e)
-        if failure is not None:
-            raise failure  # outside the except block: no __context__ chain to the original
+        sock, _pair = await race(destinations, opts, socket_factory=make)
         return sock
 
     start_connection.__doc__ = __doc__

@@ -10,7 +10,7 @@ import errno as _errno
 import socket
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .events import Attempt
@@ -28,7 +28,6 @@ __all__ = [
     "NameResolutionError",
     "NotASocket",
     "OutOfResources",
-    "typed_error",
 ]
 
 #: errnos that mean the process or kernel is out of memory or descriptors (reported as ENOBUFS)
@@ -39,16 +38,40 @@ class ConnectError(OSError):
     """Connecting failed. ``errno`` is that of the last attempt to fail (ETIMEDOUT on deadline).
 
     ``attempts`` lists every attempt made (pair, start/end times, exception).
+
+    Like ``OSError(errno, message)``, ``ConnectError(errno, message)`` makes an instance of the
+    class that is also the built-in subclass for that errno: ``ConnectError(ECONNREFUSED, ...)``
+    is a `ConnectionRefused`, so ``except ConnectionRefusedError:`` catches it; an errno with
+    no built-in subclass (EHOSTUNREACH, ENETUNREACH, ...) stays a plain `ConnectError`.
     """
 
     attempts: tuple[Attempt, ...]
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> ConnectError:
+        if cls is ConnectError and args and isinstance(args[0], int):
+            return super().__new__(_BY_ERRNO.get(args[0], ConnectError), *args, **kwargs)
+        return super().__new__(cls, *args, **kwargs)
+
     def __init__(self, code: int, message: str, attempts: Sequence[Attempt] = ()) -> None:
         super().__init__(code, message)
+        # (with a __new__ of its own, OSError takes its fields from the constructor's arguments,
+        # which differ in the subclasses: set them as OSError(code, message) would)
+        self.args = (code, message)
+        self.errno = code
+        self.strerror = message
         self.attempts = tuple(attempts)
 
     def __reduce__(self):  # type: ignore[no-untyped-def]  # keep the subclass when pickled
-        return (type(self), (self.errno, self.strerror, self.attempts))
+        return (_rebuild, (type(self), self.errno, self.strerror, self.attempts))
+
+
+def _rebuild(
+    cls: type[ConnectError], code: int, message: str, attempts: Sequence[Attempt]
+) -> ConnectError:
+    """Unpickle a `ConnectError` of any subclass, whatever its constructor takes."""
+    error = ConnectError.__new__(cls, code, message)
+    ConnectError.__init__(error, code, message, attempts)
+    return error
 
 
 class InvalidArgument(ConnectError, ValueError):
@@ -90,37 +113,91 @@ class NameResolutionError(ConnectError, socket.gaierror):
 
 
 class ConnectionRefused(ConnectError, ConnectionRefusedError):
-    """ECONNREFUSED as both a `ConnectError` and a `ConnectionRefusedError`."""
+    """ECONNREFUSED: both a `ConnectError` and a `ConnectionRefusedError`."""
 
 
 class ConnectionReset(ConnectError, ConnectionResetError):
-    """ECONNRESET as both a `ConnectError` and a `ConnectionResetError`."""
+    """ECONNRESET: both a `ConnectError` and a `ConnectionResetError`."""
 
 
 class ConnectionAborted(ConnectError, ConnectionAbortedError):
-    """ECONNABORTED as both a `ConnectError` and a `ConnectionAbortedError`."""
+    """ECONNABORTED: both a `ConnectError` and a `ConnectionAbortedError`."""
+
+
+class BrokenPipe(ConnectError, BrokenPipeError):
+    """EPIPE / ESHUTDOWN: both a `ConnectError` and a `BrokenPipeError`."""
 
 
 class PermissionDenied(ConnectError, PermissionError):
-    """EACCES / EPERM (e.g. a firewall's prohibit route) as both kinds."""
+    """EACCES / EPERM (e.g. a firewall's prohibit route): also a `PermissionError`."""
 
 
-_TYPED: dict[int, type[ConnectError]] = {
-    _errno.ECONNREFUSED: ConnectionRefused,
-    _errno.ECONNRESET: ConnectionReset,
-    _errno.ECONNABORTED: ConnectionAborted,
-    _errno.EACCES: PermissionDenied,
-    _errno.EPERM: PermissionDenied,
-}
+class TimedOut(ConnectTimeout):
+    """ETIMEDOUT reported by an attempt itself (the kernel gave up on the SYN): a
+    `ConnectTimeout`, so also a `TimeoutError`."""
+
+    def __init__(self, code: int, message: str, attempts: Sequence[Attempt] = ()) -> None:
+        ConnectError.__init__(self, code, message, attempts)
 
 
-def typed_error(error: ConnectError) -> ConnectError:
-    """A plain `ConnectError` as the class that is also the builtin subclass of its errno
-    (``except ConnectionRefusedError`` keeps working where aiohappyeyeballs re-raised one).
-    Subclasses (timeout, out of resources, invalid argument) are returned as they are."""
-    cls = _TYPED.get(error.errno or 0)
-    if type(error) is not ConnectError or cls is None:
-        return error
-    typed = cls(error.errno or 0, error.strerror or str(error), error.attempts)
-    typed.__cause__ = error.__cause__
-    return typed
+class WouldBlock(ConnectError, BlockingIOError):
+    """EAGAIN / EWOULDBLOCK / EINPROGRESS / EALREADY: also a `BlockingIOError`."""
+
+
+class Interrupted(ConnectError, InterruptedError):
+    """EINTR: also an `InterruptedError`."""
+
+
+# Not what a TCP connect reports, but an errno handed to ConnectError gets its class all the same.
+class FileNotFound(ConnectError, FileNotFoundError):
+    """ENOENT: also a `FileNotFoundError`."""
+
+
+class FileExists(ConnectError, FileExistsError):
+    """EEXIST: also a `FileExistsError`."""
+
+
+class NotADirectory(ConnectError, NotADirectoryError):
+    """ENOTDIR: also a `NotADirectoryError`."""
+
+
+class IsADirectory(ConnectError, IsADirectoryError):
+    """EISDIR: also an `IsADirectoryError`."""
+
+
+class ProcessLookup(ConnectError, ProcessLookupError):
+    """ESRCH: also a `ProcessLookupError`."""
+
+
+class ChildProcess(ConnectError, ChildProcessError):
+    """ECHILD: also a `ChildProcessError`."""
+
+
+def _by_errno() -> dict[int, type[ConnectError]]:
+    """Each errno ``OSError(errno, ...)`` maps to a built-in subclass, with our class for it."""
+    ours: tuple[type[ConnectError], ...] = (
+        ConnectionRefused,
+        ConnectionReset,
+        ConnectionAborted,
+        BrokenPipe,
+        PermissionDenied,
+        TimedOut,
+        WouldBlock,
+        Interrupted,
+        FileNotFound,
+        FileExists,
+        NotADirectory,
+        IsADirectory,
+        ProcessLookup,
+        ChildProcess,
+    )
+    mapping: dict[int, type[ConnectError]] = {}
+    for code in _errno.errorcode:
+        builtin = type(OSError(code, ""))
+        for cls in ours:
+            if builtin is not OSError and issubclass(cls, builtin):
+                mapping[code] = cls
+    return mapping
+
+
+_BY_ERRNO = _by_errno()

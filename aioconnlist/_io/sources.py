@@ -158,8 +158,13 @@ def enumerate_local_addresses() -> tuple[LocalAddress, ...]:
 
 def probe_kernel_source(destination: Endpoint) -> IPAddress:
     """The source the kernel picks towards ``destination``: connect a UDP socket (which sends no
-    packet) and read its name. Raises OSError when there is no route."""
+    packet) and read its name. Raises OSError when there is no route.
+
+    The socket is non-blocking: a UDP connect never waits, but on an event loop a blocking
+    socket call is what loop-blocking detectors (blockbuster, as in aiohttp's own tests) flag.
+    """
     with socket.socket(destination.family, socket.SOCK_DGRAM) as s:
+        s.setblocking(False)
         s.connect(destination.sockaddr())
         host: str = s.getsockname()[0]
     return ipaddress.ip_address(host.partition("%")[0])

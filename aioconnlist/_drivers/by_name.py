@@ -1,0 +1,67 @@
+"""A race by name: resolve (AAAA and A concurrently, RFC 8305 §3), then race the answers on
+asyncio, late answers joining the running race. Shared by every entry point and integration
+that starts from a host name (``connect_by_name``, and the HTTP and event-loop integrations).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+from collections.abc import Sequence
+
+from .._core.addresses import Endpoint
+from .._core.errors import ConnectTimeout
+from .._core.options import RESOLUTION_DELAY, Options
+from .._core.pairs import Pair
+from .._io.resolve import FAMILIES, FamilyLookups, Resolver, SystemResolver, endpoints, ip_literal
+from .asyncio import race
+from .sockets import SocketFactory
+
+
+async def race_by_name(
+    host: str,
+    port: int,
+    options: Options,
+    *,
+    resolver: Resolver | None = None,
+    resolution_delay: float = RESOLUTION_DELAY,
+    families: Sequence[socket.AddressFamily] = FAMILIES,
+    socket_factory: SocketFactory | None = None,
+) -> tuple[socket.socket, Pair]:
+    """Resolve ``host`` and race its addresses; return (connected socket, winning pair).
+
+    The arguments are already validated. ``families`` limits the lookups (and so the pairs);
+    an IP literal skips resolution. ``options.timeout`` covers resolution and connecting
+    together. A name that resolves to nothing raises `NameResolutionError`.
+    """
+    literal = ip_literal(host)
+    if literal is not None:
+        ip, scope_id = literal
+        return await race([Endpoint(ip, port, 0, scope_id)], options, socket_factory=socket_factory)
+
+    chosen: Resolver = SystemResolver() if resolver is None else resolver
+    loop = asyncio.get_running_loop()
+    deadline = None if options.timeout is None else loop.time() + options.timeout
+
+    async def lookup(family: socket.AddressFamily) -> list[Endpoint]:
+        return endpoints(await chosen.resolve(host, port, family))
+
+    lookups: FamilyLookups[Endpoint] = FamilyLookups(lookup, families)
+    try:
+        first = await lookups.first(resolution_delay, deadline)
+        if first is None:
+            raise ConnectTimeout(f"timed out resolving {host!r} after {options.timeout} s")
+        if not first:
+            raise lookups.error(host)
+        remaining = None if deadline is None else deadline - loop.time()
+        if remaining is not None and remaining <= 0:
+            raise ConnectTimeout(f"timed out resolving {host!r} after {options.timeout} s")
+        return await race(
+            first,
+            dataclasses.replace(options, timeout=remaining),
+            more_destinations=lookups.late() if lookups.pending else None,
+            socket_factory=socket_factory,
+        )
+    finally:
+        await lookups.aclose()

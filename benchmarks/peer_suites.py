@@ -1,0 +1,253 @@
+"""Run the peers' own test suites against our drop-ins, the way their maintainers would.
+
+For each suite the PyPI sdist of the pinned version is downloaded (and cached), its tests are
+run unchanged against the installed wheels, once stock and once with our drop-in swapped in,
+inside a loopback-only network namespace (``unshare --net``: the suites' mocked addresses,
+such as 107.6.106.82 or dead:beef::, must never reach a real network when our real sockets
+try them). It prints, per suite, how many pass stock and with ours, and every test that passes
+stock but fails with ours and is not in `INTERNALS_ONLY` (the reviewed list of tests that can
+only pass with the peer's own internals). Exit status 1 when there is any such test.
+
+Suites (``--suite``):
+
+- ``aiohappyeyeballs``: aiohappyeyeballs' tests, ``aiohappyeyeballs.start_connection``
+  replaced by `aioconnlist.compat.start_connection`;
+- ``aiohttp``: aiohttp's ``tests/test_connector.py`` and ``tests/test_client_functional.py``
+  (``--aiohttp-tests`` for others), ``aiohttp.TCPConnector`` replaced by
+  `aioconnlist.aiohttp.ConnListConnector`;
+- ``aiohttp-compat``: the same aiohttp tests with the stock connector and
+  ``aiohappyeyeballs.start_connection`` replaced by ours.
+
+Needs root (or unprivileged user namespaces) for the namespace, and the peers' test
+dependencies installed in the running environment: the ``peers`` extra
+(``pip install -e '.[test,peers]'``), which pins the wheels to the sdists' versions.
+
+    python benchmarks/peer_suites.py                      # every suite
+    python benchmarks/peer_suites.py --suite aiohappyeyeballs -v
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+AIOHAPPYEYEBALLS = "2.7.1"
+AIOHTTP = "3.14.5"
+AIOHTTP_TESTS = ("tests/test_connector.py", "tests/test_client_functional.py")
+PIP_DOWNLOAD = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:"]
+CACHE = Path(os.environ.get("AIOCONNLIST_PEER_CACHE", Path.home() / ".cache/aioconnlist/peers"))
+
+#: Tests that can pass only with the peer's own internals, with the reason. Reviewed: each
+#: mocks a module or method that our implementation does not use, so with ours the mock is
+#: never called (and real sockets try the mocked addresses instead).
+INTERNALS_ONLY: dict[str, str] = {}
+
+# The swap, as a pytest plugin loaded before the test modules import the peer's names.
+SWAP_PLUGIN = """
+import os
+
+def _swap() -> None:
+    suite = os.environ["AIOCONNLIST_SWAP"]
+    if suite in ("aiohappyeyeballs", "aiohttp-compat"):
+        import aiohappyeyeballs
+        import aiohappyeyeballs.impl
+        import aioconnlist.compat
+
+        aiohappyeyeballs.start_connection = aioconnlist.compat.start_connection
+        aiohappyeyeballs.impl.start_connection = aioconnlist.compat.start_connection
+        if suite == "aiohappyeyeballs":
+            # The suite mocks the socket module aiohappyeyeballs makes its sockets with
+            # (``aiohappyeyeballs.impl.socket``): our drop-in makes its sockets through that
+            # same name here, so the tests' fake sockets (and their ``loop.sock_connect``
+            # fakes, which our driver calls for any socket that is not a plain socket.socket)
+            # reach our code and the tests check our behaviour, not a real network's.
+            import aioconnlist._drivers.sockets as made_here
+
+            class ViaAiohappyeyeballs:
+                def __getattr__(self, name: str) -> object:
+                    return getattr(aiohappyeyeballs.impl.socket, name)
+
+            made_here.socket = ViaAiohappyeyeballs()
+    elif suite == "aiohttp":
+        import aiohttp
+        import aiohttp.client
+        import aiohttp.connector
+        from aioconnlist.aiohttp import ConnListConnector
+
+        aiohttp.TCPConnector = ConnListConnector
+        aiohttp.connector.TCPConnector = ConnListConnector
+        aiohttp.client.TCPConnector = ConnListConnector
+
+if os.environ.get("AIOCONNLIST_SWAP"):
+    _swap()
+"""
+
+AIOHAPPYEYEBALLS_INI = """[pytest]
+asyncio_mode = auto
+asyncio_default_fixture_loop_scope = function
+"""
+
+# aiohttp's own pytest.ini, less what needs its checkout (coverage config, doctests of its
+# source tree, xdist): markers, warnings-as-errors and timeouts as they are.
+AIOHTTP_INI = """[pytest]
+addopts = -ra --strict-markers -m "not dev_mode and not autobahn and not internal"
+empty_parameter_set_mark = xfail
+faulthandler_timeout = 30
+filterwarnings =
+  error
+  ignore:Unclosed client session <aiohttp.client.ClientSession object at 0x:ResourceWarning
+  ignore:aiohttp.pytest_plugin will be removed in v4:DeprecationWarning
+  ignore:'asyncio.AbstractEventLoopPolicy' is deprecated:DeprecationWarning:uvloop
+markers =
+  autobahn: Autobahn testsuite.
+  dev_mode: mark test to run in dev mode.
+  internal: tests which may cause issues for packagers.
+  skip_blockbuster: mark test to skip the blockbuster fixture.
+timeout = 120
+xfail_strict = true
+"""
+
+
+@dataclass
+class Outcomes:
+    passed: set[str] = field(default_factory=set)
+    failed: dict[str, str] = field(default_factory=dict)  # test id -> first line of the error
+    skipped: set[str] = field(default_factory=set)
+
+
+def sdist(name: str, version: str) -> Path:
+    """The cached sdist of ``name==version``, downloaded from PyPI on first use."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    found = sorted(CACHE.glob(f"{name}-{version}.tar.gz"))
+    if not found:
+        subprocess.run(
+            [*PIP_DOWNLOAD, f"{name}=={version}", "-d", str(CACHE)],
+            check=True,
+        )
+        found = sorted(CACHE.glob(f"{name}-{version}.tar.gz"))
+    return found[0]
+
+
+def unpack_tests(archive: Path, into: Path) -> Path:
+    """The sdist's ``tests/`` folder copied to ``into`` (the package source stays out, so the
+    tests import the installed wheel)."""
+    with tarfile.open(archive) as tar:
+        top = archive.name.removesuffix(".tar.gz")
+        members = [m for m in tar.getmembers() if m.name.startswith(f"{top}/tests/")]
+        tar.extractall(into, members=members, filter="data")
+    return into / top
+
+
+def check_versions() -> None:
+    for name, wanted in (("aiohappyeyeballs", AIOHAPPYEYEBALLS), ("aiohttp", AIOHTTP)):
+        have = metadata.version(name)
+        if have != wanted:
+            sys.exit(
+                f"{name} {have} is installed; the suites are {wanted}'s: pip install -e '.[peers]'"
+            )
+
+
+def isolated(command: list[str]) -> list[str]:
+    """``command`` inside a new network namespace that has only loopback."""
+    if shutil.which("unshare") is None:
+        sys.exit("unshare (util-linux) is needed for the loopback-only namespace")
+    inner = "ip link set lo up && exec " + " ".join(f"'{c}'" for c in command)
+    net = (
+        ["unshare", "--net"]
+        if os.geteuid() == 0
+        else ["unshare", "--user", "--map-root-user", "--net"]
+    )
+    return [*net, "sh", "-c", inner]
+
+
+def run_pytest(
+    root: Path, tests: list[str], swap: str | None, verbose: bool, extra: list[str]
+) -> Outcomes:
+    report = root / f"report-{swap or 'stock'}.xml"
+    env = dict(os.environ, PYTHONPATH=str(root / "_swap"))
+    env.pop("AIOCONNLIST_SWAP", None)
+    if swap:
+        env["AIOCONNLIST_SWAP"] = swap
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "swap"]
+    command += [*extra, "--junitxml", str(report), *tests]
+    done = subprocess.run(
+        isolated(command), cwd=root, env=env, capture_output=not verbose, text=True, check=False
+    )
+    if not report.exists():
+        sys.exit(f"pytest did not run ({done.returncode}): {done.stdout}{done.stderr}"[-4000:])
+    return parse_junit(report)
+
+
+def parse_junit(report: Path) -> Outcomes:
+    outcomes = Outcomes()
+    for case in ET.parse(report).getroot().iter("testcase"):
+        test_id = f"{case.get('classname')}::{case.get('name')}"
+        problem = case.find("failure")
+        if problem is None:
+            problem = case.find("error")
+        if problem is not None:
+            outcomes.failed[test_id] = (problem.get("message") or "").splitlines()[0][:160]
+        elif case.find("skipped") is not None:
+            outcomes.skipped.add(test_id)
+        else:
+            outcomes.passed.add(test_id)
+    return outcomes
+
+
+def run_suite(suite: str, aiohttp_tests: list[str], verbose: bool) -> list[str]:
+    """Run one suite stock and with ours; print the comparison; return the unexpected failures."""
+    with tempfile.TemporaryDirectory(prefix=f"aioconnlist-{suite}-") as tmp:
+        if suite == "aiohappyeyeballs":
+            root = unpack_tests(sdist("aiohappyeyeballs", AIOHAPPYEYEBALLS), Path(tmp))
+            (root / "pytest.ini").write_text(AIOHAPPYEYEBALLS_INI)
+            tests, extra = ["tests"], []
+        else:
+            root = unpack_tests(sdist("aiohttp", AIOHTTP), Path(tmp))
+            (root / "pytest.ini").write_text(AIOHTTP_INI)
+            # aiohttp's tests run on its own pytest plugin, not pytest-asyncio's
+            tests, extra = aiohttp_tests, ["-p", "no:asyncio"]
+        (root / "_swap").mkdir()
+        (root / "_swap" / "swap.py").write_text(SWAP_PLUGIN)
+        stock = run_pytest(root, tests, None, verbose, extra)
+        ours = run_pytest(root, tests, suite, verbose, extra)
+    regressions = sorted(t for t in stock.passed if t not in ours.passed)
+    unexpected = [t for t in regressions if t not in INTERNALS_ONLY]
+    print(
+        f"{suite}: stock {len(stock.passed)} passed, {len(stock.failed)} failed; "
+        f"with ours {len(ours.passed)} passed, {len(ours.failed)} failed; "
+        f"{len(regressions) - len(unexpected)} internals-only, {len(unexpected)} unexpected"
+    )
+    for test in unexpected:
+        print(f"  FAIL {test}: {ours.failed.get(test, 'not passed')}")
+    return unexpected
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--suite",
+        choices=("aiohappyeyeballs", "aiohttp", "aiohttp-compat", "all"),
+        default="all",
+    )
+    parser.add_argument("--aiohttp-tests", nargs="+", default=list(AIOHTTP_TESTS))
+    parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's output")
+    args = parser.parse_args(argv)
+    check_versions()
+    suites = (
+        ["aiohappyeyeballs", "aiohttp", "aiohttp-compat"] if args.suite == "all" else [args.suite]
+    )
+    unexpected = [t for s in suites for t in run_suite(s, args.aiohttp_tests, args.verbose)]
+    return 1 if unexpected else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
