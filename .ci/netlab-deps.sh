@@ -7,6 +7,7 @@
 #   libnetfilter-queue-dev  headers + library for the netfilterqueue delay line
 #   gcc, libc6-dev          to build netfilterqueue (PyPI ships only an sdist)
 #   util-linux, coreutils   taskset, chrt, nice (priority of the timed lab processes)
+#   tayga                   a userspace NAT64 (TUN device) for the IPv6-only lab host
 #   python3-dev             Python.h, only when the running interpreter lacks its headers
 set -euo pipefail
 
@@ -15,7 +16,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-packages=(iproute2 iptables libnetfilter-queue-dev gcc libc6-dev util-linux coreutils)
+packages=(iproute2 iptables libnetfilter-queue-dev gcc libc6-dev util-linux coreutils tayga)
 python=${PYTHON:-python3}
 include=$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 if [ ! -f "$include/Python.h" ]; then

@@ -18,10 +18,12 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests.netlab import hosts as lab_hosts  # noqa: E402
 from tests.netlab import netlab_problem  # noqa: E402
 from tests.netlab.lab import C1_V4, NetLab, delay_port, service_ip  # noqa: E402
 
 RTT = 0.02  # the working path's SYN delay in the lab scenarios
+AAAA_DELAY = 0.3  # the late AAAA answer of the link-local-only host's name
 LOOPBACK_PORT = 9555  # the worker's own listener on ::1 and 127.0.0.1 (client namespace)
 
 
@@ -35,6 +37,7 @@ class Scenario:
     oracle_target: tuple[str, int]  # the working path: a plain connect here is the oracle
     oracle_source: str | None = None
     loopback: bool = False  # the worker listens itself (loopback is per namespace)
+    by_name: bool = False  # aioconnlist resolves with connect_by_name (not getaddrinfo)
 
 
 SCENARIOS = (
@@ -64,6 +67,14 @@ SCENARIOS = (
         (service_ip("kernel-source-broken", 4), delay_port(RTT)),
         oracle_source=C1_V4,
     ),
+    Scenario(
+        "lostsyn",
+        f"lost SYNs (each connection's first SYN lost; RTT {RTT * 1000:.0f} ms)",
+        "lossy.lab",
+        delay_port(RTT),
+        (service_ip("lossy", 4),),
+        (service_ip("ok", 4), delay_port(RTT)),  # the same path without the loss
+    ),
 )
 
 
@@ -77,7 +88,60 @@ def bench_lab() -> Iterator[NetLab]:
         for s in SCENARIOS:
             if not s.loopback:
                 for ip in s.addresses:
-                    role = "kernel-source-broken" if s.key == "multihomed" else "ok"
+                    role = {"multihomed": "kernel-source-broken", "lostsyn": "lossy"}.get(
+                        s.key, "ok"
+                    )
                     if ip == service_ip(role, 6 if ":" in ip else 4):
                         lab.endpoint(role, family=6 if ":" in ip else 4, port=s.port)
+            if s.oracle_target[0] == service_ip("ok", 4):
+                lab.endpoint("ok", port=s.oracle_target[1])
         yield lab
+
+
+# Networks that need a lab of their own shape (tests.netlab.hosts), one lab each.
+SPECIAL_SCENARIOS = (
+    Scenario(
+        "vpn",
+        "VPN host, tunnel black-holed (a LAN route exists for LAN-sourced packets)",
+        "vpn.lab",
+        delay_port(RTT),
+        (service_ip("ok", 4),),
+        (service_ip("ok", 4), delay_port(RTT)),  # the tunnel: times out for every library
+    ),
+    Scenario(
+        "nat64",
+        f"IPv6-only host, NAT64 (tayga), an IPv4-only name, {RTT * 1000:.0f} ms",
+        "nat64.lab",
+        delay_port(RTT),
+        (service_ip("ok", 4),),
+        (str(lab_hosts.nat64_synthesize(service_ip("ok", 4))), delay_port(RTT)),
+    ),
+    Scenario(
+        "v6linklocal",
+        f"IPv6 link-local only, dual-stack name, AAAA answer {AAAA_DELAY * 1000:.0f} ms late",
+        "dual.lab",
+        delay_port(RTT),
+        (service_ip("ok", 6), service_ip("ok", 4)),  # served by the lab's DNS server
+        (service_ip("ok", 4), delay_port(RTT)),
+        by_name=True,
+    ),
+)
+
+
+@contextlib.contextmanager
+def special_lab(scenario: Scenario) -> Iterator[NetLab]:
+    hosts = {} if scenario.by_name else {scenario.host: list(scenario.addresses)}
+    with NetLab.build(f"bench-{scenario.key}", hosts=hosts) as lab:
+        lab.endpoint("ok", port=scenario.port)
+        if scenario.key == "vpn":
+            lab_hosts.vpn_host(lab)
+            yield lab
+        elif scenario.key == "v6linklocal":
+            lab_hosts.link_local_ipv6_only(lab)
+            v6, v4 = scenario.addresses
+            records = {scenario.host: {"AAAA": [v6], "A": [v4]}}
+            with lab_hosts.dns_server(lab, records, {"AAAA": AAAA_DELAY}):
+                yield lab
+        else:
+            with lab_hosts.ipv6_only_with_nat64(lab):
+                yield lab

@@ -203,7 +203,7 @@ def parse_junit(report: Path) -> Outcomes:
     return outcomes
 
 
-def run_suite(suite: str, aiohttp_tests: list[str], verbose: bool) -> list[str]:
+def run_suite(suite: str, aiohttp_tests: list[str], verbose: bool, workers: int) -> list[str]:
     """Run one suite stock and with ours; print the comparison; return the unexpected failures."""
     with tempfile.TemporaryDirectory(prefix=f"aioconnlist-{suite}-") as tmp:
         if suite == "aiohappyeyeballs":
@@ -213,8 +213,9 @@ def run_suite(suite: str, aiohttp_tests: list[str], verbose: bool) -> list[str]:
         else:
             root = unpack_tests(sdist("aiohttp", AIOHTTP), Path(tmp))
             (root / "pytest.ini").write_text(AIOHTTP_INI)
-            # aiohttp's tests run on its own pytest plugin, not pytest-asyncio's
-            tests, extra = aiohttp_tests, ["-p", "no:asyncio"]
+            # aiohttp's tests run on its own pytest plugin, not pytest-asyncio's; in parallel
+            # as aiohttp runs them (pytest-xdist)
+            tests, extra = aiohttp_tests, ["-p", "no:asyncio", "--numprocesses", str(workers)]
         (root / "_swap").mkdir()
         (root / "_swap" / "swap.py").write_text(SWAP_PLUGIN)
         stock = run_pytest(root, tests, None, verbose, extra)
@@ -240,12 +241,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--aiohttp-tests", nargs="+", default=list(AIOHTTP_TESTS))
     parser.add_argument("-v", "--verbose", action="store_true", help="show pytest's output")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="pytest-xdist workers (aiohttp)"
+    )
     args = parser.parse_args(argv)
     check_versions()
     suites = (
         ["aiohappyeyeballs", "aiohttp", "aiohttp-compat"] if args.suite == "all" else [args.suite]
     )
-    unexpected = [t for s in suites for t in run_suite(s, args.aiohttp_tests, args.verbose)]
+    unexpected = [
+        t for s in suites for t in run_suite(s, args.aiohttp_tests, args.verbose, args.workers)
+    ]
     return 1 if unexpected else 0
 
 

@@ -47,6 +47,7 @@ class DelayedDNSServer(asyncio.DatagramProtocol):
     delays: dict[str, float] = field(default_factory=dict)
     host: str = "127.0.0.1"
     ttl: int = 60
+    bind_port: int = 0  # 0: a random port
     queries: list[Query] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -65,7 +66,7 @@ class DelayedDNSServer(asyncio.DatagramProtocol):
 
     async def __aenter__(self) -> DelayedDNSServer:
         loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self, local_addr=(self.host, 0))
+        await loop.create_datagram_endpoint(lambda: self, local_addr=(self.host, self.bind_port))
         return self
 
     async def __aexit__(self, *exc: object) -> None:

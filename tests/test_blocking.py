@@ -1123,7 +1123,13 @@ def test_deadline_with_several_attempts_in_flight() -> None:
         start = time.monotonic()
         with pytest.raises(ConnectTimeout) as caught:
             blocking.connect_by_list(
-                sock, [one, two], sort=False, attempt_delay=0.05, timeout=0.2, **FAST
+                sock,
+                [one, two],
+                sort=False,
+                attempt_delay=0.05,
+                timeout=0.2,
+                backup_attempts=False,
+                **FAST,
             )
         assert 0.2 <= time.monotonic() - start <= 0.3
         assert [a.outcome for a in caught.value.attempts] == ["timed out", "timed out"]

@@ -490,7 +490,13 @@ def test_deadline_closes_a_socket_whose_syn_is_answered_late(lab: NetLab) -> Non
     port = target(slow)[1]
     scenario = {
         "history": "fresh",
-        "calls": [{"addresses": [slow], "options": {"timeout": 0.3, "local_addresses": None}}],
+        "calls": [
+            {
+                "addresses": [slow],
+                # one attempt, no backup (its SYN would be released after the client's probe)
+                "options": {"timeout": 0.3, "local_addresses": None, "backup_attempts": False},
+            }
+        ],
         "after": [{"target": target(lab.endpoint("refused", delay=0.4)), "timeout": 1.0}],
     }
     [call] = lab.run_client(scenario).calls

@@ -191,6 +191,7 @@ async def race_once(destinations: Sequence[Endpoint], history: PairHistory) -> R
                 history=history,
                 timeout=RACE_TIMEOUT,
                 on_event=events.append,
+                backup_attempts=False,  # the demo shows the stagger and history alone
             ),
             RUN_LIMIT,
         )

@@ -21,6 +21,7 @@ class Attempt:
     ended: float | None = None
     outcome: Outcome = "running"
     error: OSError | None = None
+    backup: bool = False  # a second attempt on a pair whose first one was silent
 
     @property
     def duration(self) -> float | None:
@@ -33,6 +34,8 @@ class RaceEvent:
 
     ``kind`` is "started", "failed", "won" or "cancelled" ("cancelled" also when the deadline
     or the caller ended the attempt; then ``outcome`` says "timed out" or "cancelled").
+    ``backup`` is true for a backup attempt: a second attempt, on a fresh socket, of a pair
+    whose first attempt stayed silent (a lost SYN).
     """
 
     kind: EventKind
@@ -43,6 +46,7 @@ class RaceEvent:
     ended: float | None
     outcome: Outcome
     error: OSError | None
+    backup: bool = False
 
     @classmethod
     def of(cls, kind: EventKind, attempt: Attempt, time: float) -> RaceEvent:
@@ -55,4 +59,5 @@ class RaceEvent:
             attempt.ended,
             attempt.outcome,
             attempt.error,
+            attempt.backup,
         )

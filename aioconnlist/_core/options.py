@@ -59,6 +59,7 @@ class RaceOptions(TypedDict, total=False):
     sort: bool
     history: PairHistory | None
     on_event: EventCallback | None
+    backup_attempts: bool
 
 
 OPTION_NAMES: frozenset[str] = RaceOptions.__optional_keys__
@@ -74,6 +75,13 @@ class Options:
     sort: bool = True
     history: PairHistory | None = None
     on_event: EventCallback | None = None
+    #: a second attempt on a fresh socket for a pair whose first attempt stays silent
+    backup_attempts: bool = True
+
+    @property
+    def backups_possible(self) -> bool:
+        """Whether a race of these options may start backup attempts."""
+        return self.backup_attempts and self.attempt_delay != math.inf
 
 
 def _local_address(value: object) -> LocalAddress:
@@ -108,6 +116,7 @@ def make_options(
     sort: bool = True,
     history: PairHistory | None = DEFAULT,
     on_event: EventCallback | None = None,
+    backup_attempts: bool = True,
 ) -> Options:
     """Validate the options; every problem raises `InvalidArgument` naming it."""
     if timeout is not None:
@@ -129,6 +138,8 @@ def make_options(
         raise InvalidArgument(f"interleave must be an integer >= 0, got {interleave!r}")
     if not isinstance(sort, bool):
         raise InvalidArgument(f"sort must be True or False, got {sort!r}")
+    if not isinstance(backup_attempts, bool):
+        raise InvalidArgument(f"backup_attempts must be True or False, got {backup_attempts!r}")
     if history is DEFAULT:
         history = DEFAULT_HISTORY
     elif history is not None and not isinstance(history, PairHistory):
@@ -147,7 +158,15 @@ def make_options(
         if not local:
             raise InvalidArgument("local_addresses is an empty list; use None for the kernel's")
     return Options(
-        local, timeout, attempt_delay, min_attempt_delay, interleave, sort, history, on_event
+        local,
+        timeout,
+        attempt_delay,
+        min_attempt_delay,
+        interleave,
+        sort,
+        history,
+        on_event,
+        backup_attempts,
     )
 
 

@@ -58,6 +58,15 @@ class Pair:
 
 SourceMode = Literal["auto", "kernel", "explicit"]
 
+#: How the kernel would route an alternate-source pair (`SourceView.routes`):
+#: out of the interface that owns the source (or not known: the default)...
+ROUTE_OWN = 0
+#: ...out of another interface (weak host model, no policy rule): ranked after the others
+ROUTE_OTHER = 1
+#: never an alternate: it would take traffic off the tunnel the kernel's own route uses, or it
+#: is the address of a bridge/TAP segment and the destination lies outside it
+ROUTE_NEVER = 2
+
 
 @dataclass(frozen=True, slots=True)
 class SourceView:
@@ -68,12 +77,17 @@ class SourceView:
     - ``mode="explicit"``: exactly the addresses in ``local`` (bound explicitly).
 
     ``kernel_choice`` maps a destination's IP to the kernel-chosen source (absent or ``None``:
-    unknown or no route).
+    unknown or no route). ``routes`` (mode "auto") maps (source IP, destination IP) of an
+    alternate pair to `ROUTE_OTHER` or `ROUTE_NEVER`; absent means `ROUTE_OWN`. ``nat64``
+    maps NAT64-synthesized destinations to the IPv4 addresses they stand for.
     """
 
     mode: SourceMode
     local: tuple[LocalAddress, ...] = ()
     kernel_choice: Mapping[IPAddress, IPAddress | None] = field(default_factory=dict)
+    routes: Mapping[tuple[IPAddress, IPAddress], int] = field(default_factory=dict)
+    #: synthesized (NAT64) IPv6 destination -> the IPv4 address it stands for (ranked as that)
+    nat64: Mapping[IPAddress, IPAddress] = field(default_factory=dict)
 
 
 # --- suitability of a (source, destination) pair (SPEC §2.1) ----------------------------------

@@ -35,19 +35,33 @@ Order of the plan (SPEC §2.1-2.2):
    scope as the destination, same label, longest common prefix, machine order. Mode
    "explicit": destination by destination, each with its sources in the caller's order
    (``sort=True``: stable-sorted by failure evidence, path demotion and history rank only).
+5. The kernel's routes (mode "auto", ``SourceView.routes``): an alternate pair that would
+   take traffic off a tunnel the kernel's own route uses, or send a bridge/TAP address outside
+   its segment (`ROUTE_NEVER`), is never produced; one the kernel would route out of another
+   interface than its source's (`ROUTE_OTHER`, the weak host model) goes after every other
+   pair, a kernel pair with failure evidence included. NAT64-synthesized destinations
+   (``SourceView.nat64``) are ranked and interleaved as the IPv4 addresses they stand for.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TypeVar
 
 from .addresses import Endpoint, IPAddress
 from .errors import InvalidArgument
 from .history import PairHistory
-from .pairs import LocalAddress, Pair, SourceView, destination_usable, source_usable
+from .pairs import (
+    ROUTE_NEVER,
+    ROUTE_OTHER,
+    LocalAddress,
+    Pair,
+    SourceView,
+    destination_usable,
+    source_usable,
+)
 from .rfc6724 import (
     RULE9_MAX_PREFIX,
     V4_MAPPED,
@@ -152,16 +166,20 @@ def _order_destinations(
     demoted: _Demoted,
     deprecated: frozenset[IPAddress],
     interleave: int,
+    nat64: Mapping[IPAddress, IPAddress] | None = None,
 ) -> list[int]:
     """Indices into ``pairs`` (one representative pair per destination) in plan order.
 
     ``ranks`` None (no history): the key is the cached RFC 6724 tuple alone (the hot path).
+    ``nat64``: synthesized destinations, ranked (and interleaved) as the IPv4 they stand for.
     """
     rfc6724_key = _rfc6724_key
     keys: list[tuple[object, ...]] = []
     for i, pair in enumerate(pairs):
         ks = pair.kernel_source
         dest_ip = pair.destination.ip
+        if nat64 and dest_ip in nat64:
+            dest_ip = ks = nat64[dest_ip]  # as an IPv4 destination with a matching source
         dest = int(dest_ip) | V4_MAPPED if dest_ip.version == 4 else int(dest_ip)
         if ks is None:
             full, head, rule9 = rfc6724_key(dest, _NO_SOURCE, False)
@@ -182,10 +200,15 @@ def _order_destinations(
         split = next((n for n, key in enumerate(keys) if key[0][0]), len(keys))  # type: ignore[index]
     else:
         split = next((n for n, key in enumerate(keys) if key[0]), len(keys))
-    versions = [pairs[i].destination.ip.version for i in order]
+    versions = [_version(pairs[i], nat64) for i in order]
     healthy = _interleave(order[:split], versions[:split], interleave)
     known_bad = _interleave(order[split:], versions[split:], interleave)
     return healthy + known_bad
+
+
+def _version(pair: Pair, nat64: Mapping[IPAddress, IPAddress] | None) -> int:
+    ip = pair.destination.ip
+    return 4 if nat64 and ip in nat64 else ip.version
 
 
 def _check_interleave(interleave: int) -> None:
@@ -218,16 +241,29 @@ def plan_pairs(
         if sort:
             ranks, demoted = _history_view(history, kernel_pairs, now)
             deprecated = frozenset(s.ip for s in sources.local if s.deprecated)
-            order = _order_destinations(kernel_pairs, ranks, demoted, deprecated, interleave)
+            order = _order_destinations(
+                kernel_pairs, ranks, demoted, deprecated, interleave, sources.nat64
+            )
             kernel_pairs = [kernel_pairs[i] for i in order]
         else:
             kernel_pairs = _interleave_pairs(kernel_pairs, interleave)
     if sources.mode == "kernel" or not sources.local:
         return kernel_pairs
-    alternates = _alternates(kernel_pairs, sources.local, history, now, sort)
+    alternates = _alternates(kernel_pairs, sources.local, history, now, sort, sources.routes)
+    misrouted: list[Pair] = []
+    if sources.routes:
+        routes = sources.routes
+        misrouted = [p for p in alternates if routes.get(_route_key(p)) == ROUTE_OTHER]
+        if misrouted:
+            alternates = [p for p in alternates if routes.get(_route_key(p)) != ROUTE_OTHER]
     if not sort or history is None or len(history) == 0 or not alternates:
-        return kernel_pairs + alternates
-    return _failed_last(kernel_pairs, alternates, history, now)
+        return kernel_pairs + alternates + misrouted
+    return _failed_last(kernel_pairs, alternates, history, now) + misrouted
+
+
+def _route_key(pair: Pair) -> tuple[IPAddress, IPAddress]:
+    assert pair.source is not None
+    return (pair.source.ip, pair.destination.ip)
 
 
 def _failed_last(
@@ -257,12 +293,22 @@ def _alternates(
     history: PairHistory | None,
     now: float,
     sort: bool,
+    routes: Mapping[tuple[IPAddress, IPAddress], int],
 ) -> list[Pair]:
-    """Mode "auto": for each destination in plan order, its other usable sources."""
+    """Mode "auto": for each destination in plan order, its other usable sources (those the
+    kernel's routes rule out, `ROUTE_NEVER`, left out)."""
     groups: list[list[Pair]] = []
     for kp in kernel_pairs:
         dest, ks = kp.destination, kp.kernel_source
-        groups.append([Pair(s, dest, ks) for s in local if s.ip != ks and source_usable(s, dest)])
+        groups.append(
+            [
+                Pair(s, dest, ks)
+                for s in local
+                if s.ip != ks
+                and source_usable(s, dest)
+                and (not routes or routes.get((s.ip, dest.ip)) != ROUTE_NEVER)
+            ]
+        )
     flat = [p for group in groups for p in group]
     if not sort or len(flat) < 2:
         return flat

@@ -14,7 +14,12 @@ Rules (SPEC §2.3-2.5, §2.7):
 - the first attempt to connect wins; every other running attempt is cancelled; one that was
   left unanswered for longer than the delay it was given counts against its pair ("soft"
   failure), the others are neutral;
-- when all fail, the error carries the errno of the last attempt to fail.
+- when all fail, the error carries the errno of the last attempt to fail;
+- backup attempts (``backup_attempts``, as Chrome and Firefox do against lost SYNs): once every
+  pair has been started, when the newest attempt has been silent for its delay (the attempt
+  delay, or the shorter one history gives a pair of known RTT), one more attempt of the
+  newest silent pair starts on a fresh socket, at most one per pair; never with
+  ``attempt_delay=inf``. Attempts of the pair that won are no evidence against it.
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ class Race:
         timeout: float | None = None,
         more_pairs_coming: bool = False,
         on_event: EventCallback | None = None,
+        backup_attempts: bool = True,
     ) -> None:
         self.origin = now
         self.deadline = None if timeout is None else now + timeout
@@ -100,6 +106,8 @@ class Race:
         self.next_start = now
         self.winner: Attempt | None = None
         self.timed_out = False
+        self.backup_attempts = backup_attempts and not math.isinf(attempt_delay)
+        self._backed_up: set[Pair] = set()
 
     # -- what the driver asks -----------------------------------------------------------------
 
@@ -111,12 +119,35 @@ class Race:
 
     def start_due(self, now: float) -> Attempt | None:
         """The attempt to start now, if one is due (call again until it returns None)."""
-        if self.winner is not None or self.timed_out or not self.untried:
+        if self.winner is not None or self.timed_out:
             return None
+        if not self.untried:
+            return self._backup_due(now)
         if now < self.next_start:
             return None
-        pair = self.untried.pop()
-        attempt = Attempt(len(self.attempts), pair, now - self.origin)
+        return self._start(self.untried.pop(), now, backup=False)
+
+    def _backup_candidate(self) -> tuple[Attempt, float] | None:
+        """(the newest silent attempt whose pair has no backup yet, when its backup is due)."""
+        if not self.backup_attempts or self.more_pairs_coming or not self.running:
+            return None
+        for attempt in sorted(self.running.values(), key=_newest_first):
+            if attempt.backup or attempt.pair in self._backed_up:
+                continue
+            due = max(self.next_start, self.origin + attempt.started + self._delays[attempt.index])
+            return attempt, due
+        return None
+
+    def _backup_due(self, now: float) -> Attempt | None:
+        candidate = self._backup_candidate()
+        if candidate is None or now < candidate[1]:
+            return None
+        pair = candidate[0].pair
+        self._backed_up.add(pair)
+        return self._start(pair, now, backup=True)
+
+    def _start(self, pair: Pair, now: float, *, backup: bool) -> Attempt:
+        attempt = Attempt(len(self.attempts), pair, now - self.origin, backup=backup)
         self.attempts.append(attempt)
         self.running[attempt.index] = attempt
         delay = self.delay_after(pair, now)
@@ -130,18 +161,17 @@ class Race:
         times = []
         if self.untried and self.winner is None and not math.isinf(self.next_start):
             times.append(self.next_start)
+        elif not self.untried and self.winner is None and not self.timed_out:
+            candidate = self._backup_candidate()
+            if candidate is not None:
+                times.append(candidate[1])
         if self.deadline is not None:
             times.append(self.deadline)
         return min(times, default=None)
 
     def delay_after(self, pair: Pair, now: float) -> float:
         """How long to wait after starting ``pair`` before starting the next one."""
-        if math.isinf(self.attempt_delay) or self.history is None:
-            return self.attempt_delay
-        rto = self.history.rto(pair, now)
-        if rto is None:
-            return self.attempt_delay
-        return min(max(rto, self.min_attempt_delay), self.attempt_delay)
+        return delay_after(pair, now, self.attempt_delay, self.min_attempt_delay, self.history)
 
     # -- what the driver tells ----------------------------------------------------------------
 
@@ -182,7 +212,7 @@ class Race:
             self.history.record_success(attempt.pair, now - self.origin - attempt.started, now)
         self._emit("won", attempt, now)
         for other in list(self.running.values()):
-            self._abandon(other, "cancelled", now)
+            self._abandon(other, "cancelled", now, evidence=other.pair != attempt.pair)
         return True
 
     def time_out(self, now: float) -> None:
@@ -203,10 +233,18 @@ class Race:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _abandon(self, attempt: Attempt, outcome: Outcome, now: float) -> None:
-        # Unanswered for longer than the delay it was given: evidence of a black hole.
+    def _abandon(
+        self, attempt: Attempt, outcome: Outcome, now: float, *, evidence: bool = True
+    ) -> None:
+        # Unanswered for longer than the delay it was given: evidence of a black hole (filed
+        # by a pair's first attempt only: a backup is the same path, not more evidence).
         waited = now - self.origin - attempt.started
-        if self.history is not None and waited > self._delays[attempt.index]:
+        if (
+            evidence
+            and not attempt.backup
+            and self.history is not None
+            and waited > self._delays[attempt.index]
+        ):
             self.history.record_failure(attempt.pair, "soft", now)
         self._end(attempt, outcome, now)
         self._emit("cancelled", attempt, now)
@@ -228,6 +266,28 @@ class Race:
             self.on_event(RaceEvent.of(kind, attempt, now - self.origin))
         except Exception:  # a broken callback must not leak sockets
             logger.exception("aioconnlist on_event callback raised")
+
+
+def delay_after(
+    pair: Pair,
+    now: float,
+    attempt_delay: float,
+    min_attempt_delay: float,
+    history: PairHistory | None,
+) -> float:
+    """How long to wait after starting ``pair`` before the next attempt (or its backup): the
+    attempt delay, shrunk to srtt + 4*rttvar (not below ``min_attempt_delay``) for a pair of
+    known RTT."""
+    if math.isinf(attempt_delay) or history is None:
+        return attempt_delay
+    rto = history.rto(pair, now)
+    if rto is None:
+        return attempt_delay
+    return min(max(rto, min(min_attempt_delay, attempt_delay)), attempt_delay)
+
+
+def _newest_first(attempt: Attempt) -> int:
+    return -attempt.index
 
 
 def describe_attempts(attempts: Sequence[Attempt]) -> str:

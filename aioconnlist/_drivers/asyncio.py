@@ -13,7 +13,9 @@ including one that connected in the same loop tick as the winner, or just before
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -21,50 +23,131 @@ from .._core.addresses import Endpoint
 from .._core.events import Attempt
 from .._core.options import Options
 from .._core.pairs import Pair
-from .._core.race import Race
+from .._core.race import Race, delay_after
+from .._io.nat64 import needed as nat64_needed
+from .._io.nat64 import through_nat64_async
 from .._io.sources import invalidate
 from .planning import new_race, no_usable_pair, plan_race
 from .sockets import SocketFactory, default_socket_factory, open_attempt_socket
 from .timeouts import expired, timeout_at
 
 
-async def _connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
-    await _sock_connect(asyncio.get_running_loop(), sock, address)
+async def _connect(sock: socket.socket, address: tuple[Any, ...], in_flight: bool = False) -> None:
+    await _sock_connect(asyncio.get_running_loop(), sock, address, in_flight=in_flight)
 
 
 async def _sock_connect(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, address: tuple[Any, ...]
-) -> None:
+    loop: asyncio.AbstractEventLoop,
+    sock: socket.socket,
+    address: tuple[Any, ...],
+    backup_at: float | None = None,
+    *,
+    in_flight: bool = False,
+) -> bool:
     """``loop.sock_connect`` for an address that is already numeric (as every sockaddr here is).
 
     The same steps as asyncio's own, less its address resolution: a non-blocking connect, then
     a writer callback reads SO_ERROR. The writer is removed however the wait ends. Loops
     without ``add_writer`` (Windows' proactor) and socket subclasses (an SSLSocket must be
     refused as asyncio refuses it) use ``loop.sock_connect``.
+
+    ``backup_at`` (loop time): return True if the connect is still in flight then (the socket
+    keeps connecting); False once connected. ``in_flight``: the connect was started already.
     """
     if type(sock) is not socket.socket:
         await loop.sock_connect(sock, address)
-        return
-    try:
-        sock.connect(address)
-        return
-    except (BlockingIOError, InterruptedError):
-        pass
+        return False
+    if not in_flight:
+        try:
+            sock.connect(address)
+            return False
+        except (BlockingIOError, InterruptedError):
+            pass
     fut = loop.create_future()
     fd = sock.fileno()
     try:
         loop.add_writer(fd, _connect_done, fut, sock, address)
     except NotImplementedError:
         await loop.sock_connect(sock, address)
-        return
+        return False
+    clock = None if backup_at is None else _backup_clock(loop)
+    if clock is not None:
+        clock.add(fut, backup_at)  # type: ignore[arg-type]
     try:
-        await fut
+        return bool(await fut)
     finally:
         loop.remove_writer(fd)
+        if clock is not None:
+            clock.pending.pop(fut, None)
         del fut  # no frame -> future -> exception -> traceback -> frame cycle
 
 
-def _connect_done(fut: asyncio.Future[None], sock: socket.socket, address: object) -> None:
+class _BackupClock:
+    """One timer per event loop for the backup times of every single-pair connect in flight.
+
+    A connect registers its future and backup time and removes it when it ends (two dict
+    operations); the one timer fires at the earliest registered time, resolves the futures
+    that are due (their connects are then raced with a backup) and re-arms itself for the
+    next. Cheaper than a timer per connect, whose creation and cancellation would cost as
+    much as the rest of a healthy loopback connect.
+    """
+
+    __slots__ = ("__weakref__", "pending", "timer", "timer_at")
+
+    def __init__(self) -> None:
+        # (no reference to the loop: the clock is the loop's value in a weak mapping)
+        self.pending: dict[asyncio.Future[bool], float] = {}
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = math.inf
+
+    def add(self, fut: asyncio.Future[bool], at: float) -> None:
+        self.pending[fut] = at
+        if at < self.timer_at:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = fut.get_loop().call_at(at, self._fire)
+            self.timer_at = at
+
+    def _fire(self) -> None:
+        self.timer, self.timer_at = None, math.inf
+        if not self.pending:
+            return
+        loop = next(iter(self.pending)).get_loop()
+        now = loop.time() + 0.001  # asyncio may run a timer up to 1 ms early
+        following = math.inf
+        for fut, at in list(self.pending.items()):
+            if at <= now:
+                del self.pending[fut]
+                if not fut.done():
+                    fut.set_result(True)
+            elif at < following:
+                following = at
+        if following < math.inf:
+            self.timer = loop.call_at(following, self._fire)
+            self.timer_at = following
+
+
+_BACKUP_CLOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _BackupClock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+_last_clock: tuple[weakref.ref[asyncio.AbstractEventLoop], _BackupClock] | None = None
+
+
+def _backup_clock(loop: asyncio.AbstractEventLoop) -> _BackupClock:
+    global _last_clock
+    last = _last_clock  # the last loop's clock: one weakref call, no dict lookup
+    if last is not None and last[0]() is loop:
+        return last[1]
+    clock = _BACKUP_CLOCKS.get(loop)
+    if clock is None:
+        clock = _BACKUP_CLOCKS[loop] = _BackupClock()
+    _last_clock = (weakref.ref(loop), clock)
+    return clock
+
+
+def _connect_done(fut: asyncio.Future[bool], sock: socket.socket, address: object) -> None:
     if fut.done():  # cancelled meanwhile
         return
     try:
@@ -75,7 +158,7 @@ def _connect_done(fut: asyncio.Future[None], sock: socket.socket, address: objec
         fut.set_exception(exc)
         return
     if err == 0:
-        fut.set_result(None)
+        fut.set_result(False)
     else:
         fut.set_exception(OSError(err, f"Connect call failed {address}"))
 
@@ -98,13 +181,30 @@ async def race(
     factory = socket_factory or default_socket_factory
     start = loop.time()
     known = list(destinations)
+    if nat64_needed(known):
+        known = list(await through_nat64_async(known, loop))
     pairs = plan_race(known, options, start) if known else []
     if not pairs and more_destinations is None:
         raise no_usable_pair(known)
     if len(pairs) == 1 and more_destinations is None:
         return await _one_pair(pairs[0], options, factory, loop, start)
     state = new_race(pairs, options, start, more=more_destinations is not None)
-    running: dict[asyncio.Future[Any], tuple[Attempt, socket.socket]] = {}
+    return await _run(state, options, factory, loop, {}, known, more_destinations)
+
+
+_Running = dict[asyncio.Future[Any], tuple[Attempt, socket.socket]]
+
+
+async def _run(
+    state: Race,
+    options: Options,
+    factory: SocketFactory,
+    loop: asyncio.AbstractEventLoop,
+    running: _Running,
+    known: list[Endpoint],
+    more_destinations: AsyncIterator[Sequence[Endpoint]] | None,
+) -> tuple[socket.socket, Pair]:
+    """Drive ``state`` until it ends; ``running``: attempts already in flight."""
     feed: asyncio.Future[Any] | None = None
     if more_destinations is not None:
         feed = asyncio.ensure_future(_next_batch(more_destinations))
@@ -186,6 +286,12 @@ async def _one_pair(
     started = loop.time()
     attempt = None if state is None else state.start_due(started)
     deadline = None if options.timeout is None else timeout_at(origin + options.timeout)
+    backup_at = None
+    if options.backups_possible:
+        backup_at = started + delay_after(
+            pair, started, options.attempt_delay, options.min_attempt_delay, options.history
+        )
+    in_flight = False
     try:
         sock = open_attempt_socket(factory, pair)
     except OSError as e:
@@ -195,10 +301,10 @@ async def _one_pair(
         address = pair.destination.sockaddr(sock.family)
         try:
             if deadline is None:
-                await _sock_connect(loop, sock, address)
+                in_flight = await _sock_connect(loop, sock, address, backup_at)
             else:
                 async with deadline:
-                    await _sock_connect(loop, sock, address)
+                    in_flight = await _sock_connect(loop, sock, address, backup_at)
         except (OSError, asyncio.TimeoutError) as e:  # the deadline's (not an OSError on 3.10)
             sock.close()
             state = state or new_race([pair], options, origin)
@@ -215,6 +321,13 @@ async def _one_pair(
                 state.cancel(loop.time())
             raise
         else:
+            if in_flight:  # silent for the backup delay: the full race takes over
+                state = state or new_race([pair], options, origin)
+                attempt = attempt or _start(state, started)
+                running: _Running = {
+                    asyncio.ensure_future(_connect(sock, address, True)): (attempt, sock)
+                }
+                return await _run(state, options, factory, loop, running, [], None)
             now = loop.time()
             if attempt is not None and state is not None:
                 state.connected(attempt, now)

@@ -3,6 +3,7 @@ the `Race` that runs it."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -15,13 +16,14 @@ from .._core.options import Options
 from .._core.pairs import Pair
 from .._core.planner import plan_pairs
 from .._core.race import Race
+from .._io.nat64 import synthesized_map
 from .._io.sources import gather_sources_until, sources_generation
 
 
 @dataclass(slots=True)
 class _CachedPlan:
     destinations: list[Endpoint]
-    sources_generation: tuple[int, int]
+    sources_generation: tuple[int, ...]
     sources_until: float  # time.monotonic() scale
     # None: the plan does not depend on history (at most one pair); else its order_version,
     # with the RTT version masked out (-1) when fewer than two pairs had a success rank
@@ -65,6 +67,9 @@ def plan_race(destinations: Sequence[Endpoint], options: Options, now: float) ->
         return cached.pairs
     version = None if history is None else history.order_version
     view, sources_until = gather_sources_until(destinations, options.local_addresses)
+    synthesized = synthesized_map(destinations)
+    if synthesized:
+        view = dataclasses.replace(view, nat64=synthesized)
     pairs = plan_pairs(
         destinations,
         view,
@@ -111,4 +116,5 @@ def new_race(pairs: Sequence[Pair], options: Options, origin: float, more: bool 
         timeout=options.timeout,
         more_pairs_coming=more,
         on_event=options.on_event,
+        backup_attempts=options.backup_attempts,
     )

@@ -27,7 +27,8 @@ from .._core.addresses import Endpoint
 from .._core.events import Attempt
 from .._core.options import Options
 from .._core.pairs import Pair
-from .._core.race import Race
+from .._core.race import Race, delay_after
+from .._io.nat64 import through_nat64
 from .._io.sources import invalidate
 from .planning import new_race, no_usable_pair, plan_race
 from .sockets import SocketFactory, open_attempt_socket
@@ -151,6 +152,11 @@ def _one_pair(
     stagger or time, so (as in the asyncio driver) a `Race` is built only if the attempt fails,
     to file the failure in history and make the error; a success just records its RTT."""
     error: OSError
+    backup_delay = None
+    if options.backups_possible:
+        backup_delay = delay_after(
+            pair, origin, options.attempt_delay, options.min_attempt_delay, options.history
+        )
     try:
         sock = sockets.open(pair)
     except OSError as exc:
@@ -162,14 +168,21 @@ def _one_pair(
             if _waiting(code):
                 waiter = _Writable()
                 waiter.add(sock.fileno())
-                waiter.wait(None)
-                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if not waiter.wait(backup_delay):
+                    code = -1  # silent for the backup delay: the full race takes over
+                else:
+                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         except BaseException as exc:
             sockets.release(sock, connecting=not isinstance(exc, OSError))
             if not isinstance(exc, OSError):
                 raise
             error = exc
         else:
+            if code == -1:
+                state = new_race([pair], options, origin)
+                attempt = state.start_due(origin)
+                assert attempt is not None
+                return _run(state, sockets, waiter, {sock.fileno(): (attempt, sock)})[0]
             if code == 0:
                 if options.history is not None:
                     now = time.monotonic()
@@ -198,6 +211,8 @@ def race(
     on every exit.
     """
     clock = time.monotonic  # the event loop's clock too: history keeps one time scale
+    if sockets.own is None or sockets.own_family == socket.AF_INET6:
+        destinations = list(through_nat64(destinations))  # (an AF_INET socket cannot use it)
     start = clock()
     pairs = plan_race(destinations, options, start)
     if not pairs:
@@ -205,8 +220,17 @@ def race(
     if len(pairs) == 1 and options.timeout is None and options.on_event is None:
         return _one_pair(pairs[0], options, sockets, start), pairs[0]
     state = new_race(pairs, options, start)
-    waiter = _Writable()
-    running: dict[int, tuple[Attempt, socket.socket]] = {}
+    return _run(state, sockets, _Writable(), {})
+
+
+def _run(
+    state: Race,
+    sockets: AttemptSockets,
+    waiter: _Writable,
+    running: dict[int, tuple[Attempt, socket.socket]],
+) -> tuple[socket.socket, Pair]:
+    """Drive ``state`` until it ends; ``running``: attempts in flight (in ``waiter`` already)."""
+    clock = time.monotonic
     winner: socket.socket | None = None
     try:
         while True:

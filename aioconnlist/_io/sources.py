@@ -20,13 +20,25 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import psutil  # at import, not on the first connect's critical path (~10 ms)
 
 from .._core.addresses import Endpoint, IPAddress
 from .._core.errors import RESOURCE_ERRNOS
-from .._core.pairs import LINK_LOCAL, LocalAddress, SourceView, destination_usable, locality
+from .._core.pairs import (
+    LINK_LOCAL,
+    ROUTE_NEVER,
+    ROUTE_OTHER,
+    ROUTE_OWN,
+    LocalAddress,
+    SourceView,
+    destination_usable,
+    locality,
+    source_usable,
+)
+from . import rtnetlink
+from .sysfiles import read_text
 
 _GENERATIONS = itertools.count()
 
@@ -134,11 +146,7 @@ def select_local_addresses(
 
 
 def _read_if_inet6() -> str:
-    try:
-        with open(IF_INET6_PATH, encoding="ascii") as f:
-            return f.read()
-    except OSError:  # not Linux, or IPv6 disabled
-        return ""
+    return read_text(IF_INET6_PATH) or ""  # "": not Linux, or IPv6 disabled
 
 
 def enumerate_local_addresses() -> tuple[LocalAddress, ...]:
@@ -247,6 +255,8 @@ class KernelSourceCache:
                 if e.errno in RESOURCE_ERRNOS:
                     return (now, None)
                 result = None
+            if result is not None and locality(result) < locality(destination.ip):
+                result = None  # a link-local (or loopback) source cannot reach beyond it
         entry = (now + self._ttl, result)
         with self._lock:
             if len(self._entries) >= self._max_entries:
@@ -270,8 +280,139 @@ class KernelSourceCache:
         return len(self._entries)
 
 
+# --- routes of alternate-source pairs -------------------------------------------------------
+
+
+def route_class(
+    kernel_kind: rtnetlink.InterfaceKind,
+    kernel_oif: int,
+    source_kind: rtnetlink.InterfaceKind,
+    source_oif: int,
+    pair_oif: int | None,
+) -> int:
+    """Pure: how an alternate pair would be routed (`ROUTE_OWN`, `ROUTE_OTHER`, `ROUTE_NEVER`).
+
+    ``kernel_*``: the interface of the kernel's own route to the destination (``kernel_oif``
+    0: unknown); ``source_*``: the interface that owns the alternate source (0: unknown);
+    ``pair_oif``: the interface the kernel would send the pair's packets out of (``ip route
+    get DST from SRC``), ``None`` when it has no route for it.
+
+    - The kernel's route goes through a tunnel (a VPN): a source of another interface would
+      take the connection off the tunnel (or leak a foreign address into it): never.
+    - The source belongs to a bridge or TAP segment (containers, VMs) and the pair would not
+      stay on that segment (the destination lies outside it): never.
+    - Otherwise a pair that leaves through another interface than its source's (weak host
+      model, no policy rule), or has no route at all, comes after the others.
+    """
+    if kernel_kind == "tunnel" and kernel_oif and source_oif != kernel_oif:
+        return ROUTE_NEVER
+    if source_kind == "virtual" and pair_oif != source_oif:
+        return ROUTE_NEVER
+    if pair_oif is None or not source_oif or pair_oif != source_oif:
+        return ROUTE_OTHER
+    return ROUTE_OWN
+
+
+_KernelRoute = tuple[int, rtnetlink.InterfaceKind]  # (output interface, its kind); 0: unknown
+
+
+class RouteCache:
+    """Routes asked of the kernel over rtnetlink (no packet sent), each kept ``ttl`` seconds:
+    the kernel's route per destination and the route of each (source, destination) pair."""
+
+    def __init__(self, ttl: float = CACHE_TTL, max_entries: int = KERNEL_CACHE_SIZE) -> None:
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._kernel: dict[tuple[IPAddress, int], tuple[float, _KernelRoute]] = {}
+        self._pairs: dict[tuple[IPAddress, IPAddress, int], tuple[float, int | None]] = {}
+        self._kinds: dict[str, tuple[float, tuple[int, rtnetlink.InterfaceKind]]] = {}
+        self.generation = next(_GENERATIONS)
+        self._lock = threading.Lock()
+        self.enabled = rtnetlink.available()
+
+    def _room(self, table: dict[Any, Any]) -> None:
+        if len(table) >= self._max_entries:
+            with self._lock:
+                table.clear()
+                self.generation = next(_GENERATIONS)
+
+    def kernel_route(self, destination: Endpoint, now: float) -> tuple[float, _KernelRoute]:
+        key = (destination.ip, destination.scope_id)
+        entry = self._kernel.get(key)
+        if entry is not None and now < entry[0]:
+            return entry
+        try:
+            oif = rtnetlink.route_get(destination.ip, None, destination.scope_id).oif
+        except OSError:
+            oif = 0
+        value: _KernelRoute = (oif, rtnetlink.interface_kind(oif) if oif else "link")
+        self._room(self._kernel)
+        entry = self._kernel[key] = (now + self._ttl, value)
+        return entry
+
+    def pair_oif(
+        self, source: IPAddress, destination: Endpoint, now: float
+    ) -> tuple[float, int | None]:
+        key = (source, destination.ip, destination.scope_id)
+        entry = self._pairs.get(key)
+        if entry is not None and now < entry[0]:
+            return entry
+        oif: int | None
+        try:
+            oif = rtnetlink.route_get(destination.ip, source, destination.scope_id).oif
+        except OSError:
+            oif = None
+        self._room(self._pairs)
+        entry = self._pairs[key] = (now + self._ttl, oif)
+        return entry
+
+    def interface(self, name: str, now: float) -> tuple[int, rtnetlink.InterfaceKind]:
+        """(index, kind) of the interface ``name`` ((0, "link") when unknown)."""
+        entry = self._kinds.get(name)
+        if entry is not None and now < entry[0]:
+            return entry[1]
+        try:
+            index = socket.if_nametoindex(name) if name else 0
+        except OSError:
+            index = 0
+        value = (index, rtnetlink.interface_kind_by_name(name) if index else "link")
+        self._room(self._kinds)
+        self._kinds[name] = (now + self._ttl, value)
+        return value
+
+    def classify(
+        self,
+        destination: Endpoint,
+        alternates: Sequence[LocalAddress],
+        routes: dict[tuple[IPAddress, IPAddress], int],
+        now: float,
+    ) -> float:
+        """Put the class of every (alternate, ``destination``) pair that is not `ROUTE_OWN`
+        into ``routes``; return the time until which the answers hold."""
+        until, (kernel_oif, kernel_kind) = self.kernel_route(destination, now)
+        for source in alternates:
+            source_oif, source_kind = self.interface(source.interface, now)
+            if kernel_kind == "tunnel" and kernel_oif and source_oif != kernel_oif:
+                pair_oif = None  # decided without asking
+            else:
+                expiry, pair_oif = self.pair_oif(source.ip, destination, now)
+                until = min(until, expiry)
+            kind = route_class(kernel_kind, kernel_oif, source_kind, source_oif, pair_oif)
+            if kind != ROUTE_OWN:
+                routes[source.ip, destination.ip] = kind
+        return until
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._kernel = {}
+            self._pairs = {}
+            self._kinds = {}
+            self.generation = next(_GENERATIONS)
+
+
 _local_cache = LocalAddressCache()
 _kernel_cache = KernelSourceCache()
+_route_cache = RouteCache()
 
 
 def machine_addresses(now: float | None = None) -> tuple[LocalAddress, ...]:
@@ -322,17 +463,30 @@ def gather_sources_until(
         return SourceView("kernel", (), kernel_choice), until
     if local_addresses == "auto":
         expiry, local = _local_cache.get_entry(now)
-        return SourceView("auto", local, kernel_choice), min(until, expiry)
+        until = min(until, expiry)
+        routes: dict[tuple[IPAddress, IPAddress], int] = {}
+        if _route_cache.enabled and len(local) > 1:
+            seen: set[Endpoint] = set()
+            for destination in destinations:
+                if destination in seen:
+                    continue
+                seen.add(destination)
+                ks = kernel_choice.get(destination.ip)
+                alternates = [s for s in local if s.ip != ks and source_usable(s, destination)]
+                if alternates:
+                    until = min(until, _route_cache.classify(destination, alternates, routes, now))
+        return SourceView("auto", local, kernel_choice, routes), until
     return SourceView("explicit", tuple(local_addresses), kernel_choice), until
 
 
-def sources_generation() -> tuple[int, int]:
+def sources_generation() -> tuple[int, int, int]:
     """Changes whenever cached sources are dropped before their expiry (`invalidate`), or a
     cache is replaced (generations are unique across caches)."""
-    return (_kernel_cache.generation, _local_cache.generation)
+    return (_kernel_cache.generation, _local_cache.generation, _route_cache.generation)
 
 
 def invalidate() -> None:
     """Forget cached interface addresses and kernel choices (after a failed race)."""
     _local_cache.invalidate()
     _kernel_cache.invalidate()
+    _route_cache.invalidate()

@@ -26,7 +26,9 @@ Shape::
   ``.4`` client route ``unreachable`` (EHOSTUNREACH at once), ``.5`` client route
   ``prohibit`` (EACCES at once), ``.6`` accepts but drops SYNs from the kernel's source
   (c0; the multi-homed case: only a socket bound to c1's address gets through), ``.7`` gate
-  (held until N SYNs arrive, then released together), ``.9`` ICMP host unreachable.
+  (held until N SYNs arrive, then released together), ``.8`` lossy (every other SYN to the
+  address and port is lost, starting with the first: a connection's first SYN is lost, the
+  next one passes), ``.9`` ICMP host unreachable.
   The same numbers under 2001:db8:f:: for IPv6.
 - **Delays**: tc/netem is not in this kernel. A SYN to port 10001-65535 of a service
   address goes to NFQUEUE; the agent (``netfilterqueue``) holds it ``port - 10000``
@@ -46,6 +48,9 @@ Shape::
   ``ip netns exec`` bind-mounts over /etc/hosts, so name-based peers (asyncio, trio) resolve
   a lab name to AAAA and A records. 2001:db8:: sorts before IPv4 by RFC 6724 (precedence 40
   against 35), as real global IPv6 does.
+
+Other hosts (a VPN client, a host without policy rule, a link-local-only IPv6 host, an
+IPv6-only host behind NAT64) are built by reshaping a lab of their own: `tests.netlab.hosts`.
 
 Tests using the lab call `require_netlab()` and carry the ``netlab`` marker. Without root,
 ``ip netns``, iptables with NFQUEUE or ``netfilterqueue`` they skip with the reason; with

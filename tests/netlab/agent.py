@@ -9,7 +9,9 @@ asyncio process. Standalone on purpose (stdlib + netfilterqueue only): it is sta
   re-injected (``repeat``), so the rule at the top of INPUT answers it with ICMP unreachable.
   A SYN to a ``gate`` address is held until ``count`` different connections are held for that
   port (default 2), then all are released in the same instant: both handshakes complete in the
-  same tick at the client.
+  same tick at the client. Every other SYN to a ``lossy`` address and port is lost, starting
+  with the first: a connection's first SYN is lost, and the next SYN (its retransmission one
+  second later, or another socket's) goes through.
 - **Listeners** are opened on demand. Every accepted connection is logged (local, peer,
   accepted, closed, how) and echoes what it receives, so a client can show its socket works.
 - **Control**: one JSON command per line on stdin, one JSON reply per line on stdout. EOF on
@@ -63,6 +65,8 @@ class Agent:
         self.queue_num: int = config["queue"]
         self.unreachable = {str(ipaddress.ip_address(a)) for a in config.get("unreachable", [])}
         self.gates = {str(ipaddress.ip_address(a)) for a in config.get("gates", [])}
+        self.lossy = {str(ipaddress.ip_address(a)) for a in config.get("lossy", [])}
+        self.lossy_passed: set[tuple[str, int]] = set()  # (address, port): the next SYN passes
         self.gate_count: dict[int, int] = {}
         # port -> {(src, sport, dst): [packets]} held behind a gate
         self.gate_held: dict[int, dict[tuple[str, int, str], list[Packet]]] = {}
@@ -84,6 +88,15 @@ class Agent:
         record = {"src": src, "dst": dst, "sport": sport, "dport": dport}
         record["held"] = time.monotonic()
         self.syns.append(record)
+        if dst in self.lossy:
+            key = (dst, dport)
+            if key not in self.lossy_passed:  # lose this one; the next SYN passes
+                self.lossy_passed.add(key)
+                record["released"] = None
+                record["dropped"] = True
+                pkt.drop()
+                return
+            self.lossy_passed.discard(key)  # this one passes; the next is lost
         if dst in self.gates:
             key = (src, sport, dst)
             held = self.gate_held.setdefault(dport, {})

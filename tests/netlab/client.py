@@ -97,6 +97,7 @@ async def one_call(spec: dict[str, Any], history: Any) -> dict[str, Any]:
                 "time": event.time,
                 "outcome": event.outcome,
                 "errno_name": None if event.error is None else errno_name(event.error.errno),
+                "backup": getattr(event, "backup", False),
             }
         )
 

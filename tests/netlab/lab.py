@@ -44,9 +44,10 @@ ROLES = {
     "prohibit-route": 5,  # client route "prohibit": EACCES at once
     "kernel-source-broken": 6,  # accepts, but SYNs from the kernel's source (c0) are dropped
     "gate": 7,  # accepts; SYNs held until `count` of them are held (agent "gate" op)
+    "lossy": 8,  # accepts; every other SYN is lost: a connection's first, then the next passes
     "unreachable": 9,  # ICMP host unreachable (after the port's delay)
 }
-LISTENING_ROLES = ("ok", "kernel-source-broken", "gate")
+LISTENING_ROLES = ("ok", "kernel-source-broken", "gate", "lossy")
 VARIANTS = (0, 10, 20)
 ZEROED_SYSCTLS = (
     "ipv6/conf/all/accept_dad",
@@ -244,6 +245,7 @@ class NetLab:
         self._start_agent(
             unreachable=[service_ip("unreachable", f, v) for f in (4, 6) for v in range(3)],
             gates=[service_ip("gate", f, v) for f in (4, 6) for v in range(3)],
+            lossy=[service_ip("lossy", f, v) for f in (4, 6) for v in range(3)],
         )
 
     def _install_rules(self) -> None:
@@ -264,10 +266,11 @@ class NetLab:
                     f"-A INPUT -d {unreach} -p tcp --syn -m tcp --dport 0:10000 "
                     f"-j REJECT --reject-with {reject}"
                 )
-                rules.append(
-                    f"-A INPUT -d {service_ip('gate', fam, v)} -p tcp --syn "
-                    f"-j NFQUEUE --queue-num {QUEUE_NUM}"
-                )
+                for queued in ("gate", "lossy"):
+                    rules.append(
+                        f"-A INPUT -d {service_ip(queued, fam, v)} -p tcp --syn "
+                        f"-j NFQUEUE --queue-num {QUEUE_NUM}"
+                    )
             rules.append(
                 f"-A INPUT -d {service} -p tcp --syn -m tcp --dport 10001:65535 "
                 f"-j NFQUEUE --queue-num {QUEUE_NUM}"
@@ -285,8 +288,10 @@ class NetLab:
             lines += [f"{ip} {name}" for ip in ips]
         (self.hosts_dir / "hosts").write_text("\n".join(lines) + "\n")
 
-    def _start_agent(self, *, unreachable: list[str], gates: list[str]) -> None:
-        config = json.dumps({"queue": QUEUE_NUM, "unreachable": unreachable, "gates": gates})
+    def _start_agent(self, *, unreachable: list[str], gates: list[str], lossy: list[str]) -> None:
+        config = json.dumps(
+            {"queue": QUEUE_NUM, "unreachable": unreachable, "gates": gates, "lossy": lossy}
+        )
         self.agent_prio = agent_priority()
         self.agent_errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in teardown
         self.agent = subprocess.Popen(
@@ -339,6 +344,11 @@ class NetLab:
             self.hosts_dir = None
 
     # ---------------------------------------------------------------- helpers
+    def client_batch(self, commands: Sequence[str], family: int = 0) -> None:
+        """Run ``ip [-6] -batch`` commands in the client namespace (to reshape its network)."""
+        fam = ["-6"] if family == 6 else []
+        _run(["ip", *fam, "-n", self.client_ns, "-batch", "-"], stdin="\n".join(commands) + "\n")
+
     def ns_run(self, ns: str, *args: str, stdin: str | None = None, check: bool = True) -> str:
         return _run(["ip", "netns", "exec", ns, *args], stdin=stdin, check=check)
 

@@ -1,0 +1,56 @@
+"""What the peers' own test suites found (benchmarks/peer_suites.py), as tests of ours on real
+sockets: nothing blocking runs on the event loop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from blockbuster import BlockBuster, blockbuster_ctx
+
+import aioconnlist
+from tests.support import Listener, has_ipv6_loopback
+
+
+@pytest.fixture
+def blockbuster() -> Iterator[BlockBuster]:
+    # what aiohttp's suite does: every blocking call under aioconnlist's frames is an error
+    with blockbuster_ctx("aioconnlist") as bb:
+        bb.functions["threading.Lock.acquire"].deactivate()  # history's lock: never contended here
+        bb.functions["threading.Lock.acquire_lock"].deactivate()
+        yield bb
+
+
+@pytest.mark.parametrize("local_addresses", ["auto", None])
+async def test_a_race_makes_no_blocking_call_on_the_loop(
+    listener: Listener, blockbuster: BlockBuster, local_addresses: str | None
+) -> None:
+    # the first call learns sources: the kernel's choice (a UDP probe) and, with "auto", the
+    # interfaces (psutil, /proc/net/if_inet6, /sys/class/net) and their routes (rtnetlink)
+    destinations: list[tuple[str, int]] = [listener.address]
+    if has_ipv6_loopback():
+        destinations.insert(0, ("::1", listener.address[1]))
+    aioconnlist._io.sources.invalidate()
+    sock = await aioconnlist.connect_by_list(
+        destinations, local_addresses=local_addresses, history=None
+    )
+    try:
+        assert sock.getpeername()[1] == listener.address[1]
+    finally:
+        sock.close()
+
+
+async def test_the_detector_sees_a_blocking_read(
+    blockbuster: BlockBuster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the check above can fail: the interface file read the plain way on the loop, under our
+    # frames, is reported (as it was before the reads went through aioconnlist._io.sysfiles)
+    from aioconnlist._io import sources
+
+    def plain_read(path: str) -> str:
+        with open(path, encoding="ascii") as f:
+            return f.read()
+
+    monkeypatch.setattr(sources, "read_text", plain_read)
+    with pytest.raises(Exception, match="Blocking call"):
+        sources._read_if_inet6()
