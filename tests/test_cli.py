@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import io
+import itertools
 import json
 import os
 import pty
@@ -18,6 +19,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -37,8 +39,15 @@ COMMAND = [sys.executable, "-m", "aioconnlist"]
 WAIT = 20.0  # the bound on any one CLI run (they take well under a second)
 
 
+_STATE = tempfile.TemporaryDirectory(prefix="aioconnlist-cli-state-")
+_STATE_RUNS = itertools.count()
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS")}
+    env.pop("AIOCONNLIST_HISTORY", None)
+    # each run its own state directory: one run's history must not steer another's test
+    env["XDG_STATE_HOME"] = os.path.join(_STATE.name, str(next(_STATE_RUNS)))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.update(extra)
     return env

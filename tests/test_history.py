@@ -166,7 +166,7 @@ def _black_hole(h: PairHistory, pairs: list[Pair], now: float, kind: str = "time
 
 
 def test_path_demoted() -> None:
-    h = PairHistory(failure_ttl=600.0)
+    h = PairHistory(failure_ttl=600.0, retry_after=None)  # expiry only
     v6 = socket.AF_INET6
     h.record_success(V4, 0.02, now=2.0)
     h.record_failure(A, "timeout", now=1.0)

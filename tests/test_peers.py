@@ -3,12 +3,15 @@ sockets: nothing blocking runs on the event loop."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
+import psutil
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
 
 import aioconnlist
+from aioconnlist.compat import start_connection
 from tests.support import Listener, has_ipv6_loopback
 
 
@@ -54,3 +57,42 @@ async def test_the_detector_sees_a_blocking_read(
     monkeypatch.setattr(sources, "read_text", plain_read)
     with pytest.raises(Exception, match="Blocking call"):
         sources._read_if_inet6()
+
+
+def host_address() -> str | None:
+    """An IPv4 address of this host that is not loopback (None when it has none)."""
+    for addrs in psutil.net_if_addrs().values():
+        for a in addrs:
+            if a.family == socket.AF_INET and not a.address.startswith("127."):
+                return str(a.address)
+    return None
+
+
+async def test_an_explicit_host_address_reaches_a_loopback_service(listener: Listener) -> None:
+    # aiohttp's local_addr=(host address, 0) to a service on localhost works stock: the
+    # sources the caller names are tried whenever the kernel can route them
+    source = host_address()
+    if source is None:
+        pytest.skip("this host has no IPv4 address but loopback")
+    sock = await aioconnlist.connect_by_list(
+        [listener.address], local_addresses=[source], history=None
+    )
+    try:
+        assert sock.getsockname()[0] == source
+    finally:
+        sock.close()
+    infos = [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (source, 0))]
+    target = [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", listener.address)]
+    sock = await start_connection(target, local_addr_infos=infos)
+    try:
+        assert sock.getsockname()[0] == source
+    finally:
+        sock.close()
+
+
+async def test_a_loopback_source_towards_another_host_is_still_refused() -> None:
+    # ...but not a martian: a loopback source cannot leave the host (no attempt is made)
+    with pytest.raises(aioconnlist.InvalidArgument, match="no usable"):
+        await aioconnlist.connect_by_list(
+            ["192.0.2.1:80"], local_addresses=["127.0.0.1"], history=None
+        )

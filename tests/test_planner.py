@@ -17,6 +17,7 @@ from aioconnlist._core.pairs import (
     Pair,
     SourceView,
     destination_usable,
+    explicit_source_usable,
     source_usable,
 )
 from aioconnlist._core.planner import _interleave, plan_pairs
@@ -437,6 +438,7 @@ def scenario(draw: st.DrawFn) -> tuple[list[Endpoint], SourceView, PairHistory, 
 
 
 def expected_pairs(dests: list[Endpoint], view: SourceView) -> list[Pair]:
+    usable = explicit_source_usable if view.mode == "explicit" else source_usable
     out = []
     for d in dict.fromkeys(dests):
         if not destination_usable(d):
@@ -448,7 +450,7 @@ def expected_pairs(dests: list[Endpoint], view: SourceView) -> list[Pair]:
             out.extend(
                 Pair(s, d, ks)
                 for s in view.local
-                if source_usable(s, d) and (view.mode == "explicit" or s.ip != ks)
+                if usable(s, d) and (view.mode == "explicit" or s.ip != ks)
             )
     return out
 
@@ -461,7 +463,8 @@ def test_plan_properties(case: tuple[list[Endpoint], SourceView, PairHistory, in
     # every usable pair exactly once, no other
     assert len(pairs) == len(set(pairs))
     assert set(pairs) == set(expected_pairs(dests, view))
-    assert all(p.source is None or source_usable(p.source, p.destination) for p in pairs)
+    usable = explicit_source_usable if view.mode == "explicit" else source_usable
+    assert all(p.source is None or usable(p.source, p.destination) for p in pairs)
     # deterministic
     assert plan_pairs(dests, view, history=h, now=1.0, interleave=k, sort=sort) == pairs
     if view.mode != "explicit":

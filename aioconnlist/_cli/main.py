@@ -24,7 +24,9 @@ from typing import IO, Any, NoReturn
 from .._core.addresses import Endpoint, parse_address, parse_ip
 from .._core.errors import ConnectError, InvalidArgument
 from .._core.events import Attempt, RaceEvent
+from .._core.history import DEFAULT_HISTORY
 from .._core.options import MIN_ATTEMPT_DELAY, make_options
+from .._io import history_file
 from ..api import connect_by_list, connect_by_name
 from .waterfall import attempt_record, attempts_from_events, render_waterfall
 
@@ -100,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
         "then every other suitable local address) or 'none' (the kernel's choice only)",
     )
     connect.add_argument(
-        "--no-history", action="store_true", help="do not use the process-wide pair history"
+        "--no-history",
+        action="store_true",
+        help="use no pair history (default: one kept in $XDG_STATE_HOME/aioconnlist/history.json, "
+        "~/.local/state when unset, or the file AIOCONNLIST_HISTORY names)",
     )
     connect.add_argument(
         "--no-sort", action="store_true", help="try the addresses in the order given"
@@ -319,10 +324,26 @@ def _main(argv: list[str] | None) -> int:
         return run_demo(sys.stdout, color=color, width=terminal_width())
     target = parse_targets(args.targets)
     options = race_options(args)
-    outcome = asyncio.run(run_connect(target, options))
+    store = None if args.no_history else _state_history()
+    try:
+        outcome = asyncio.run(run_connect(target, options))
+    finally:
+        if store is not None:
+            store.flush()  # one write per run, after the race
     return report_connect(
         outcome, as_json=args.json, color=color, width=terminal_width(), out=sys.stdout
     )
+
+
+def _state_history() -> history_file.HistoryFile | None:
+    """Back the process-wide history with the user's state file (unless AIOCONNLIST_HISTORY
+    did already); None when it cannot be had (a warning is logged then)."""
+    if os.environ.get(history_file.ENV):
+        return history_file.file_of(DEFAULT_HISTORY)
+    path = history_file.default_state_path()
+    if not history_file.ensure_private_dir(path):
+        return None
+    return history_file.attach(DEFAULT_HISTORY, path, coalesce=None, quiet_missing=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,19 +19,42 @@ Per path (effective source, address family): the destinations that black-holed t
 distinct destinations black-holed through it within ``failure_ttl`` after its last success,
 while the other family had a success (through any source) within ``failure_ttl``: the
 network's IPv6 (or IPv4) is broken, not one host's.
+
+Convergence: besides expiry, a demoted pair is tried first again ("now and then") once
+``retry_after`` seconds (default 60) passed since its last failure, doubling with each
+consecutive failure (60, 120, 240, 480 s; the evidence expires at ``failure_ttl`` anyway); a
+demoted path likewise once its newest black hole is that old (60 s after the second black
+hole, 120 s after the third...). The retried pair ranks neutral until its outcome is recorded;
+if it still fails, the failure demotes it again for twice as long. A permanently broken path
+so costs the attempt delay about five times per ten minutes and pair, and a repaired one is
+found within a minute under continuous traffic, not after ten.
+
+Networks: evidence is kept per network (`set_network`: an identity string the I/O layer
+computes from the default routes and prefixes). Switching to another network puts the current
+evidence aside and brings back what is known of the new one (empty for a new network); at
+most ``MAX_NETWORKS`` are kept. Kernel evidence (`set_kernel_evidence`: RTTs the kernel
+remembers of completed connections) ranks pairs history has no record of as successes; it is
+never evidence against a pair.
+
+Persistence is pure here: `export_state` gives a JSON-ready dict in which destinations appear
+only as keyed hashes (blake2b with the per-file key `hash_key`, 64 bits) and times as wall-clock
+seconds (``now + offset``), and `merge_state` merges such a dict back (another process's
+evidence included). The file, its lock and the key live in the I/O layer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import itertools
 import math
+import os
 import socket
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from .addresses import IPAddress
 from .errors import InvalidArgument
@@ -59,6 +82,12 @@ _MAX_COUNTED_FAILURES = 1000
 _BLACK_HOLES_PER_PATH = 16
 
 _VERSIONS = itertools.count()
+
+#: networks whose evidence is kept besides the current one's
+MAX_NETWORKS = 8
+#: the persisted format (`export_state`); another value is a foreign file
+STATE_FORMAT = "aioconnlist-history"
+STATE_VERSION = 1
 
 _PairKey = tuple[int, int, int]  # (source as int128 or -1, destination as int128, port)
 _PathKey = tuple[int, int]  # (source as int128 or -1, address family)
@@ -91,8 +120,38 @@ class _PairRecord:
 
 @dataclass(slots=True)
 class _PathRecord:
-    black_holes: OrderedDict[int, float] = field(default_factory=OrderedDict)  # dest -> time
+    # keyed hash of the destination -> time of its last black hole
+    black_holes: OrderedDict[int, float] = field(default_factory=OrderedDict)
     last_success: float | None = None
+
+
+@dataclass(slots=True)
+class _Partition:
+    """The evidence of one network while another is current."""
+
+    pairs: OrderedDict[_PairKey, _PairRecord]
+    dormant: dict[int, _PairRecord]
+    paths: OrderedDict[_PathKey, _PathRecord]
+    family_success: dict[int, float]
+
+
+def _merge_record(into: _PairRecord, other: _PairRecord) -> None:
+    """Keep the newer success and the newer failure of two records of one pair."""
+    if other.last_success is not None and (
+        into.last_success is None or other.last_success > into.last_success
+    ):
+        into.srtt, into.rttvar, into.samples = other.srtt, other.rttvar, other.samples
+        into.last_success = other.last_success
+    if other.last_failure is not None and (
+        into.last_failure is None or other.last_failure > into.last_failure
+    ):
+        into.last_failure, into.failure_kind = other.last_failure, other.failure_kind
+        into.failures = max(into.failures, other.failures)
+
+
+def _display_key(key: _PairKey) -> tuple[str, str, int]:
+    source = _int128_to_ip(key[0])
+    return ("" if source is None else str(source), str(_int128_to_ip(key[1])), key[2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +180,7 @@ class PairHistory:
         failure_ttl: float = 600.0,
         success_ttl: float = 3600.0,
         max_paths: int = 256,
+        retry_after: float | None = 60.0,
     ) -> None:
         for name, value in (("max_pairs", max_pairs), ("max_paths", max_paths)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -133,6 +193,15 @@ class PairHistory:
                 or ttl <= 0
             ):
                 raise InvalidArgument(f"{name} must be a positive number of seconds, not {ttl!r}")
+        if retry_after is not None and (
+            isinstance(retry_after, bool)
+            or not isinstance(retry_after, (int, float))
+            or not retry_after > 0
+        ):
+            raise InvalidArgument(f"retry_after must be None or positive, not {retry_after!r}")
+        #: seconds after a failure before a demoted pair/path is tried first again (doubling
+        #: per consecutive failure); None: only expiry
+        self.retry_after = math.inf if retry_after is None else float(retry_after)
         self.max_pairs = max_pairs
         self.max_paths = max_paths
         self.failure_ttl = float(failure_ttl)
@@ -141,6 +210,16 @@ class PairHistory:
         self._pairs: OrderedDict[_PairKey, _PairRecord] = OrderedDict()
         self._paths: OrderedDict[_PathKey, _PathRecord] = OrderedDict()
         self._family_success: dict[int, float] = {}  # family -> last success, any source
+        # records loaded from a file, by keyed hash of their key: promoted on first lookup
+        self._dormant: dict[int, _PairRecord] = {}
+        # (source, destination) -> (srtt, rttvar, when): RTTs the kernel remembers
+        self._kernel: dict[tuple[int, int], tuple[float, float, float]] = {}
+        self._network: str | None = None  # the current network's identity (None: not known)
+        self._networks: OrderedDict[str, _Partition] = OrderedDict()  # the others
+        #: key of the hashes that stand for destinations (`export_state`, black holes)
+        self.hash_key = b""
+        #: called (outside the lock) after a record that may change a plan, e.g. to save
+        self.on_change: Callable[[], None] | None = None
         # Change whenever a recorded outcome may change a plan's order (see `order_version`).
         # Drawn from one counter for all histories: a plan made with another history (even one
         # that had the same id) can never look valid for this one.
@@ -149,9 +228,35 @@ class PairHistory:
 
     # -- recording ---------------------------------------------------------------------------
 
+    def _token(self, data: bytes) -> int:
+        digest = hashlib.blake2b(data, key=self.hash_key, digest_size=8).digest()
+        return int.from_bytes(digest, "big")
+
+    def _pair_token(self, key: _PairKey) -> int:
+        return self._token(
+            (key[0] + 1).to_bytes(17, "big")
+            + key[1].to_bytes(16, "big")
+            + key[2].to_bytes(2, "big")
+        )
+
+    def _dest_token(self, dest: int) -> int:
+        return self._token(dest.to_bytes(16, "big"))
+
+    def _get_locked(self, key: _PairKey) -> _PairRecord | None:
+        """The record of ``key``, a loaded one promoted from `_dormant` on first use."""
+        rec = self._pairs.get(key)
+        if rec is None and self._dormant:
+            rec = self._dormant.pop(self._pair_token(key), None)
+            if rec is not None:
+                rec.key = _display_key(key)
+                self._pairs[key] = rec
+                while len(self._pairs) > self.max_pairs:
+                    self._pairs.popitem(last=False)
+        return rec
+
     def _record(self, pair: Pair) -> _PairRecord:
         key = _pair_key(pair)
-        rec = self._pairs.get(key)
+        rec = self._get_locked(key)
         if rec is None:
             rec = self._pairs[key] = _PairRecord(pair.key)
             while len(self._pairs) > self.max_pairs:
@@ -183,10 +288,12 @@ class PairHistory:
                 raise InvalidArgument("rtt must be finite")
         key = _pair_key(pair)
         family = int(pair.destination._family)
+        versions = self._order_version, self._rtt_version
         with self._lock:
             rec = self._pairs.get(key)
             if rec is None:
                 rec = self._record(pair)
+                versions = (-1, -1)
             else:
                 self._pairs.move_to_end(key)
             rank_before = self._rank_locked(rec, now)
@@ -223,6 +330,9 @@ class PairHistory:
                     self._rtt_version = next(_VERSIONS)
                 else:
                     self._order_version = next(_VERSIONS)
+        hook = self.on_change
+        if hook is not None and versions != (self._order_version, self._rtt_version):
+            hook()
 
     def record_failure(self, pair: Pair, kind: FailureKind, now: float) -> None:
         """An attempt on ``pair`` failed (``soft``: still unanswered when another pair won)."""
@@ -239,11 +349,14 @@ class PairHistory:
             rec.last_failure, rec.failure_kind = now, kind
             if kind in BLACK_HOLE_KINDS:
                 holes = self._path(pair).black_holes
-                dest = pair.destination._int128
+                dest = self._dest_token(pair.destination._int128)
                 holes[dest] = now
                 holes.move_to_end(dest)
                 while len(holes) > _BLACK_HOLES_PER_PATH:
                     holes.popitem(last=False)
+        hook = self.on_change
+        if hook is not None:
+            hook()
 
     def clear(self) -> None:
         """Forget everything."""
@@ -251,6 +364,9 @@ class PairHistory:
             self._pairs.clear()
             self._paths.clear()
             self._family_success.clear()
+            self._dormant.clear()
+            self._kernel.clear()
+            self._networks.clear()
             self._order_version = next(_VERSIONS)
 
     # -- reading -----------------------------------------------------------------------------
@@ -267,6 +383,16 @@ class PairHistory:
             return False
         return not self._success_valid(rec, now) or rec.last_failure >= rec.last_success  # type: ignore[operator]
 
+    def _retry_delay(self, failures: int) -> float:
+        """Seconds after the last of ``failures`` consecutive failures before a retry first."""
+        return min(self.retry_after * 2.0 ** min(max(failures, 1) - 1, 30), self.failure_ttl)
+
+    def _kernel_rank(self, key: _PairKey, now: float) -> int:
+        known = self._kernel.get((key[0], key[1]))
+        if known is None or now - known[2] >= self.success_ttl:
+            return 0
+        return SUCCESS_RANK + min(int(known[0] * _RTT_BUCKETS_PER_SECOND), -SUCCESS_RANK - 1)
+
     def _rank_locked(self, rec: _PairRecord | None, now: float) -> int:
         if rec is None:
             return 0
@@ -278,6 +404,8 @@ class PairHistory:
             and now - last_failure < self.failure_ttl
             and (not success or last_failure >= last_success)  # type: ignore[operator]
         ):  # `_failure_wins`, inline: this runs for every pair of every plan
+            if now - last_failure >= self._retry_delay(rec.failures):
+                return 0  # retried first now and then: a repaired path is found again
             failures = min(rec.failures, _MAX_COUNTED_FAILURES)
             return FAILURE_RANK + 4 * failures + _SEVERITY[rec.failure_kind or "error"]
         if success and rec.srtt is not None:
@@ -301,23 +429,39 @@ class PairHistory:
         """
         key = _pair_key(pair)
         with self._lock:
-            return self._rank_locked(self._pairs.get(key), now)
+            rec = self._get_locked(key)
+            if rec is None:
+                return self._kernel_rank(key, now) if self._kernel else 0
+            return self._rank_locked(rec, now)
 
     def ranks(self, pairs: Iterable[Pair], now: float) -> list[int]:
         """`rank` of each pair, under one lock acquisition (the planner's hot path)."""
         keys = [_pair_key(p) for p in pairs]
         with self._lock:
-            if not self._pairs:
+            if not self._pairs and not self._dormant and not self._kernel:
                 return [0] * len(keys)
-            get = self._pairs.get
-            return [self._rank_locked(get(k), now) for k in keys]
+            get = self._get_locked if self._dormant else self._pairs.get
+            if not self._kernel:
+                return [self._rank_locked(get(k), now) for k in keys]
+            result = []
+            for k in keys:
+                rec = get(k)
+                result.append(
+                    self._kernel_rank(k, now) if rec is None else self._rank_locked(rec, now)
+                )
+            return result
 
     def rto(self, pair: Pair, now: float) -> float | None:
         """srtt + 4*rttvar of the pair's successes, ``None`` when unknown or expired (or when a
         failure is more recent than the last success)."""
         key = _pair_key(pair)
         with self._lock:
-            return self._rto_locked(self._pairs.get(key), now)
+            rec = self._get_locked(key)
+            if rec is None and self._kernel:
+                known = self._kernel.get((key[0], key[1]))
+                if known is not None and now - known[2] < self.success_ttl:
+                    return known[0] + 4 * known[1]
+            return self._rto_locked(rec, now)
 
     @property
     def order_version(self) -> tuple[int, int]:
@@ -343,23 +487,33 @@ class PairHistory:
         successes = 0
         keys = [_pair_key(p) for p in pairs]
         with self._lock:
-            get = self._pairs.get
+            get = self._get_locked
             success_ttl, failure_ttl = self.success_ttl, self.failure_ttl
             for key in keys:
                 rec = get(key)
                 if rec is None:
+                    known = self._kernel.get((key[0], key[1])) if self._kernel else None
+                    if known is not None and now < known[2] + success_ttl:
+                        successes += 1
+                        until = min(until, known[2] + success_ttl)
                     continue
                 if self._rank_locked(rec, now) < 0:
                     successes += 1
                 if rec.last_success is not None and now < rec.last_success + success_ttl < until:
                     until = rec.last_success + success_ttl
-                if rec.last_failure is not None and now < rec.last_failure + failure_ttl < until:
-                    until = rec.last_failure + failure_ttl
+                if rec.last_failure is not None:
+                    if now < rec.last_failure + failure_ttl < until:
+                        until = rec.last_failure + failure_ttl
+                    retry = rec.last_failure + self._retry_delay(rec.failures)
+                    if now < retry < until:
+                        until = retry
             for path in self._paths.values():
                 if len(path.black_holes) >= 2:
+                    delays = [self._retry_delay(k) for k in range(1, len(path.black_holes))]
                     for when in path.black_holes.values():
-                        if now < when + failure_ttl < until:
-                            until = when + failure_ttl
+                        for t in (when + failure_ttl, *(when + d for d in delays)):
+                            if now < t < until:
+                                until = t
             for when in self._family_success.values():
                 if now < when + failure_ttl < until:
                     until = when + failure_ttl
@@ -377,10 +531,13 @@ class PairHistory:
             return False
         since = rec.last_success
         recent = 0
+        newest = -math.inf
         for when in rec.black_holes.values():
             if now - when < self.failure_ttl and (since is None or when > since):
                 recent += 1
-        return recent >= 2
+                newest = max(newest, when)
+        # retried first now and then: the newest black hole is old enough
+        return recent >= 2 and now - newest < self._retry_delay(recent - 1)
 
     def path_demoted(
         self, source: IPAddress | None, family: socket.AddressFamily, now: float
@@ -399,6 +556,288 @@ class PairHistory:
         for source, family in demoted:
             result.add((_int128_to_ip(source), socket.AddressFamily(family)))
         return frozenset(result)
+
+    # -- file-backed histories (the file is the I/O layer's) ----------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], **kwargs: Any) -> PairHistory:
+        """A history kept in the file ``path``: loaded now, written after changes (coalesced,
+        atomically, mode 0600), shared safely by several processes. A missing, corrupt,
+        foreign or unwritable file never fails: it is ignored or rebuilt with one warning.
+        ``kwargs`` are the constructor's (``max_pairs``, ``failure_ttl``...)."""
+        if _OPENER is None:  # the I/O layer registers itself when aioconnlist is imported
+            raise RuntimeError("aioconnlist's history file support is not loaded")
+        history = cls(**kwargs)
+        _OPENER(history, os.path.expanduser(os.fspath(path)))
+        return history
+
+    def use_hash_key(self, key: bytes) -> None:
+        """Hash destinations with ``key`` from now on (a file's key). Evidence that only
+        exists as hashes of another key (loaded, black holes, other networks) is dropped."""
+        with self._lock:
+            if key == self.hash_key:
+                return
+            self.hash_key = key
+            self._dormant = {}
+            self._networks.clear()
+            for path in self._paths.values():
+                path.black_holes.clear()
+            self._network = None
+            self._order_version = next(_VERSIONS)
+
+    # -- networks and kernel evidence ----------------------------------------------------------
+
+    @property
+    def network(self) -> str | None:
+        """The keyed hash of the network whose evidence is current (None: not known yet)."""
+        return self._network
+
+    def set_network(self, identity: str) -> bool:
+        """The host is on network ``identity`` now. Returns True when that switched partition.
+
+        The first identity given names the evidence gathered so far. Another one puts the
+        current evidence aside (under its identity) and makes current what is known of
+        ``identity`` (nothing for a network never seen); kernel evidence is dropped (it is read
+        again for the new network). Partitions are named by a keyed hash of ``identity``.
+        """
+        with self._lock:
+            identity = f"{self._token(identity.encode()):016x}"
+            if identity == self._network:
+                return False
+            if self._network is None:
+                self._network = identity
+                other = self._networks.pop(identity, None)
+                if other is not None:
+                    self._absorb_locked(other)
+                return False
+            self._networks[self._network] = _Partition(
+                self._pairs, self._dormant, self._paths, self._family_success
+            )
+            self._networks.move_to_end(self._network)
+            while len(self._networks) > MAX_NETWORKS:
+                self._networks.popitem(last=False)
+            part = self._networks.pop(identity, None)
+            if part is None:
+                part = _Partition(OrderedDict(), {}, OrderedDict(), {})
+            self._pairs, self._dormant = part.pairs, part.dormant
+            self._paths, self._family_success = part.paths, part.family_success
+            self._network = identity
+            self._kernel = {}
+            self._order_version = next(_VERSIONS)
+        return True
+
+    def _absorb_locked(self, part: _Partition) -> None:
+        """Merge evidence of the current network kept elsewhere into the current evidence."""
+        for key, rec in part.pairs.items():
+            mine = self._pairs.get(key)
+            if mine is None:
+                self._pairs[key] = rec
+            else:
+                _merge_record(mine, rec)
+        if part.dormant:
+            live = {self._pair_token(key): rec for key, rec in self._pairs.items()}
+            for token, rec in part.dormant.items():
+                mine = live.get(token) or self._dormant.get(token)
+                if mine is None:
+                    self._dormant[token] = rec
+                else:
+                    _merge_record(mine, rec)
+        for pkey, path in part.paths.items():
+            mine_path = self._paths.get(pkey)
+            if mine_path is None:
+                self._paths[pkey] = path
+            else:
+                _merge_path(mine_path, path)
+        for family, when in part.family_success.items():
+            if when > self._family_success.get(family, -math.inf):
+                self._family_success[family] = when
+        while len(self._pairs) > self.max_pairs:
+            self._pairs.popitem(last=False)
+        while len(self._paths) > self.max_paths:
+            self._paths.popitem(last=False)
+        self._order_version = next(_VERSIONS)
+
+    def set_kernel_evidence(
+        self, entries: Iterable[tuple[IPAddress, IPAddress, float, float, float]]
+    ) -> None:
+        """RTTs the kernel remembers: (source, destination, srtt, rttvar, when) each.
+
+        A pair with no record of its own then ranks as a success of that srtt (any port), and
+        its attempt delay follows srtt + 4*rttvar. Never evidence against a pair.
+        """
+        kernel: dict[tuple[int, int], tuple[float, float, float]] = {}
+        for source, dest, srtt, rttvar, when in entries:
+            kernel[as_int128(source), as_int128(dest)] = (float(srtt), float(rttvar), float(when))
+        with self._lock:
+            self._kernel = kernel
+            self._order_version = next(_VERSIONS)
+
+    # -- persistence (pure: the file is the I/O layer's) ---------------------------------------
+
+    def export_state(self, now: float, offset: float) -> dict[str, Any]:
+        """Everything worth keeping, as a JSON-ready dict (times: ``now``'s scale + ``offset``,
+        e.g. wall-clock seconds). Expired evidence is left out; destinations appear only as
+        keyed hashes; at most ``max_pairs`` pairs in all, the current network's first."""
+        with self._lock:
+            parts: list[tuple[str, _Partition]] = []
+            if self._network is not None:
+                current = _Partition(self._pairs, self._dormant, self._paths, self._family_success)
+                parts.append((self._network, current))
+            parts.extend(reversed(self._networks.items()))  # most recent first
+            budget = self.max_pairs
+            networks: dict[str, Any] = {}
+            for identity, part in parts:
+                pairs_out: list[list[Any]] = []
+                records = [(self._pair_token(k), r) for k, r in reversed(part.pairs.items())]
+                records.extend(part.dormant.items())
+                seen: set[int] = set()
+                for token, rec in records:
+                    if budget <= 0:
+                        break
+                    if token in seen:
+                        continue
+                    seen.add(token)
+                    row = self._export_record(token, rec, now, offset)
+                    if row is not None:
+                        pairs_out.append(row)
+                        budget -= 1
+                paths_out: list[list[Any]] = []
+                for (source, family), path in part.paths.items():
+                    holes = [
+                        [f"{token:016x}", _wall(when, offset)]
+                        for token, when in path.black_holes.items()
+                        if now - when < self.failure_ttl
+                    ]
+                    last = path.last_success
+                    if last is not None and now - last >= self.success_ttl:
+                        last = None
+                    if holes or last is not None:
+                        src = _int128_to_ip(source)
+                        paths_out.append(
+                            [
+                                "" if src is None else str(src),
+                                6 if family == _AF6 else 4,
+                                None if last is None else _wall(last, offset),
+                                holes,
+                            ]
+                        )
+                family_out = {
+                    str(6 if family == _AF6 else 4): _wall(when, offset)
+                    for family, when in part.family_success.items()
+                    if now - when < self.failure_ttl
+                }
+                if pairs_out or paths_out or family_out:
+                    networks[identity] = {
+                        "pairs": pairs_out,
+                        "paths": paths_out,
+                        "family_success": family_out,
+                    }
+        return {"format": STATE_FORMAT, "version": STATE_VERSION, "networks": networks}
+
+    def _export_record(
+        self, token: int, rec: _PairRecord, now: float, offset: float
+    ) -> list[Any] | None:
+        success = rec.srtt is not None and self._success_valid(rec, now)
+        failure = self._failure_valid(rec, now)
+        if not success and not failure:
+            return None
+        return [
+            f"{token:016x}",
+            round(rec.srtt, 6) if success and rec.srtt is not None else None,
+            round(rec.rttvar, 6) if success else None,
+            rec.samples if success else 0,
+            _wall(rec.last_success, offset) if success else None,
+            _wall(rec.last_failure, offset) if failure else None,
+            rec.failure_kind if failure else None,
+            rec.failures if failure else 0,
+        ]
+
+    def merge_state(self, state: object, now: float, offset: float) -> None:
+        """Merge a dict made by `export_state` (of this or another process, with the same
+        `hash_key`): the newer success and the newer failure of each pair win, black holes and
+        family successes are united. Raises ValueError when ``state`` is not such a dict (its
+        format, version or shape); nothing is merged then."""
+        if not isinstance(state, dict):
+            raise ValueError("not a history: no JSON object")
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError("not a history: unknown format")
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(
+                f"history format version {state.get('version')!r} is not {STATE_VERSION}"
+            )
+        networks = state.get("networks")
+        if not isinstance(networks, dict):
+            raise ValueError("history without networks")
+        parsed = {
+            str(identity): self._parse_partition(data, now, offset)
+            for identity, data in networks.items()
+        }
+        with self._lock:
+            for identity, part in parsed.items():
+                if identity == self._network:
+                    self._absorb_locked(part)
+                    continue
+                mine = self._networks.get(identity)
+                if mine is None:
+                    if len(self._networks) >= MAX_NETWORKS:
+                        continue
+                    self._networks[identity] = part
+                else:
+                    for token, rec in part.dormant.items():
+                        known = mine.dormant.get(token)
+                        if known is None:
+                            mine.dormant[token] = rec
+                        else:
+                            _merge_record(known, rec)
+                    for pkey, path in part.paths.items():
+                        known_path = mine.paths.get(pkey)
+                        if known_path is None:
+                            mine.paths[pkey] = path
+                        else:
+                            _merge_path(known_path, path)
+                    for family, when in part.family_success.items():
+                        if when > mine.family_success.get(family, -math.inf):
+                            mine.family_success[family] = when
+            self._order_version = next(_VERSIONS)
+
+    def _parse_partition(self, data: object, now: float, offset: float) -> _Partition:
+        if not isinstance(data, dict):
+            raise ValueError("history network is not an object")
+        part = _Partition(OrderedDict(), {}, OrderedDict(), {})
+        try:
+            for row in data.get("pairs", ()):
+                token_text, srtt, rttvar, samples, success, failure, kind, failures = row
+                rec = _PairRecord(("?", "?", 0))
+                if success is not None and srtt is not None:
+                    rec.srtt, rec.rttvar = _seconds(srtt), _seconds(rttvar)
+                    rec.samples, rec.last_success = int(samples), _local(success, offset, now)
+                if failure is not None:
+                    if kind not in FAILURE_KINDS:
+                        raise ValueError(f"unknown failure kind {kind!r}")
+                    rec.last_failure, rec.failure_kind = _local(failure, offset, now), kind
+                    rec.failures = max(1, min(int(failures), _MAX_COUNTED_FAILURES))
+                part.dormant[int(token_text, 16)] = rec
+            for source_text, version, success, holes in data.get("paths", ()):
+                source = -1 if source_text == "" else as_int128(ipaddress.ip_address(source_text))
+                family = _AF6 if version == 6 else _AF4 if version == 4 else None
+                if family is None:
+                    raise ValueError(f"unknown family {version!r}")
+                path = _PathRecord()
+                if success is not None:
+                    path.last_success = _local(success, offset, now)
+                for token_text, when in sorted(holes, key=lambda h: float(h[1]))[
+                    -_BLACK_HOLES_PER_PATH:
+                ]:
+                    path.black_holes[int(token_text, 16)] = _local(when, offset, now)
+                part.paths[(source, family)] = path
+            for version_text, when in dict(data.get("family_success", {})).items():
+                family = _AF6 if version_text == "6" else _AF4 if version_text == "4" else None
+                if family is None:
+                    raise ValueError(f"unknown family {version_text!r}")
+                part.family_success[family] = _local(when, offset, now)
+        except (TypeError, AttributeError, OverflowError) as e:
+            raise ValueError(f"malformed history record: {e}") from None
+        return part
 
     # -- inspection (tests, CLI) -------------------------------------------------------------
 
@@ -422,7 +861,7 @@ class PairHistory:
         """What is known of ``pair`` at ``now`` (``None``: never recorded or evicted)."""
         key = _pair_key(pair)
         with self._lock:
-            rec = self._pairs.get(key)
+            rec = self._get_locked(key)
             return None if rec is None else self._stats_locked(rec, now)
 
     def snapshot(self, now: float) -> list[PairStats]:
@@ -431,9 +870,10 @@ class PairHistory:
             return [self._stats_locked(rec, now) for rec in self._pairs.values()]
 
     def __len__(self) -> int:
-        """Number of pairs recorded (expired ones included until evicted)."""
+        """Number of pairs recorded (expired ones included until evicted; loaded ones and kernel
+        evidence included)."""
         with self._lock:
-            return len(self._pairs)
+            return len(self._pairs) + len(self._dormant) + len(self._kernel)
 
     def __bool__(self) -> bool:  # an empty history is still a history, not None
         return True
@@ -447,6 +887,43 @@ class PairHistory:
         )
 
 
+_AF4 = int(socket.AF_INET)
+_AF6 = int(socket.AF_INET6)
+
+
+def _merge_path(into: _PathRecord, other: _PathRecord) -> None:
+    for token, when in other.black_holes.items():
+        if when > into.black_holes.get(token, -math.inf):
+            into.black_holes[token] = when
+    if len(into.black_holes) > _BLACK_HOLES_PER_PATH:
+        newest = sorted(into.black_holes.items(), key=lambda item: item[1])
+        into.black_holes = OrderedDict(newest[-_BLACK_HOLES_PER_PATH:])
+    if other.last_success is not None and (
+        into.last_success is None or other.last_success > into.last_success
+    ):
+        into.last_success = other.last_success
+
+
+def _wall(t: float | None, offset: float) -> float | None:
+    return None if t is None else round(t + offset, 3)
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"not a number: {value!r}")
+    result = float(value)
+    if not 0.0 <= result < 1e6:
+        raise ValueError(f"not a duration: {value!r}")
+    return result
+
+
+def _local(wall: object, offset: float, now: float) -> float:
+    """A stored wall-clock time on the history's scale; one in the future is taken as now."""
+    if isinstance(wall, bool) or not isinstance(wall, (int, float)) or math.isnan(wall):
+        raise ValueError(f"not a time: {wall!r}")
+    return min(float(wall) - offset, now)
+
+
 def _int128_to_ip(n: int) -> IPAddress | None:
     if n < 0:
         return None
@@ -454,6 +931,9 @@ def _int128_to_ip(n: int) -> IPAddress | None:
         return ipaddress.IPv4Address(n & 0xFFFFFFFF)
     return ipaddress.IPv6Address(n)
 
+
+#: set by the I/O layer: makes a history file-backed (`PairHistory.open`)
+_OPENER: Callable[[PairHistory, str], None] | None = None
 
 #: the process-wide shared history (thread-safe, bounded)
 DEFAULT_HISTORY = PairHistory()

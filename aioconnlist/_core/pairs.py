@@ -116,6 +116,28 @@ def destination_usable(destination: Endpoint) -> bool:
     )
 
 
+def explicit_source_usable(source: LocalAddress, destination: Endpoint) -> bool:
+    """Whether a source the caller named can be tried towards ``destination``.
+
+    Looser than `source_usable`, which filters the sources *we* choose: what the caller names
+    is tried whenever the kernel can route it at all: same family, a usable destination, not a
+    loopback source towards another host (the kernel refuses such a martian at once), not a
+    link-local address of another zone. So a host address bound towards a loopback service
+    works, as with a plain bind and connect.
+    """
+    if source.ip.version != destination.ip.version or not destination_usable(destination):
+        return False
+    if locality(source.ip) == LOOPBACK and locality(destination.ip) != LOOPBACK:
+        return False
+    return not (
+        locality(source.ip) == LINK_LOCAL
+        and locality(destination.ip) == LINK_LOCAL
+        and source.scope_id
+        and destination.scope_id
+        and source.scope_id != destination.scope_id
+    )
+
+
 def source_usable(source: LocalAddress, destination: Endpoint) -> bool:
     """Whether binding ``source`` can reach ``destination`` usefully (SPEC §2.1).
 

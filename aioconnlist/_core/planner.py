@@ -60,6 +60,7 @@ from .pairs import (
     Pair,
     SourceView,
     destination_usable,
+    explicit_source_usable,
     source_usable,
 )
 from .rfc6724 import (
@@ -354,7 +355,7 @@ def _plan_explicit(
     groups: list[list[Pair]] = []
     for dest in dests:
         ks = kernel_get(dest.ip)
-        group = [Pair(s, dest, ks) for s in sources.local if source_usable(s, dest)]
+        group = [Pair(s, dest, ks) for s in sources.local if explicit_source_usable(s, dest)]
         if group:
             groups.append(group)
     if not groups:

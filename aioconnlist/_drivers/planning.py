@@ -16,8 +16,14 @@ from .._core.options import Options
 from .._core.pairs import Pair
 from .._core.planner import plan_pairs
 from .._core.race import Race
+from .._io import history_file, network
 from .._io.nat64 import synthesized_map
-from .._io.sources import gather_sources_until, sources_generation
+from .._io.sources import gather_sources_until, invalidate, sources_generation
+
+# PairHistory.open, AIOCONNLIST_HISTORY, history partitions per network; and sources are
+# re-read when the kernel reports an address or route change
+history_file.install()
+network.watch(lambda _identity: invalidate())
 
 
 @dataclass(slots=True)
