@@ -2,9 +2,11 @@
 
 ``connect_by_list(sock, addresses, timeout=None, reserved=None, **options) -> (local, remote)``
 connects the caller's own, still unconnected socket to one of ``addresses``;
-``create_connection(addresses, timeout=None, **options) -> socket.socket`` is the
-`socket.create_connection` look-alike. Both run the race the async API runs (see "How the
-race is run") and block until it ends, whatever the socket's blocking mode.
+``create_connection(address, timeout, source_address=None, *, all_errors=False,
+socket_options=None, **options) -> socket.socket`` is a drop-in for `socket.create_connection`
+(a ``(host, port)`` or a list of addresses), and `install` / `uninstall` put it in place of
+`socket.create_connection` (and urllib3's) process-wide. All run the race the async API runs
+(see "How the race is run") and block until it ends, whatever the socket's blocking mode.
 
 How the caller's socket ends up connected (POSIX)
     The caller's own socket makes the first attempt of the race whose pair it can make as it
@@ -123,23 +125,45 @@ import os
 import socket
 import struct
 import sys
-from collections.abc import Iterable
-from typing import Any
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from ._core.addresses import Endpoint, parse_addresses
+from ._core.addresses import Endpoint, parse_addresses, parse_ip
 from ._core.errors import (
     RESOURCE_ERRNOS,
     ConnectError,
+    ConnectTimeout,
+    ExceptionGroup,
     InvalidArgument,
     NotASocket,
     OutOfResources,
 )
-from ._core.options import Options, options_from
+from ._core.options import ConnectOptions, Options, options_from
 from ._core.pairs import Pair
 from ._drivers.poll import AttemptSockets, race
-from ._drivers.sockets import default_socket_factory
+from ._drivers.sockets import SocketFactory, default_socket_factory
+from ._io.lookup import resolve_blocking
 
-__all__ = ["COPIED_OPTIONS", "connect_by_list", "create_connection"]
+if TYPE_CHECKING:
+    import importlib.abc
+    import importlib.machinery
+    import types
+
+    from ._core.options import Unpack
+
+__all__ = [
+    "COPIED_OPTIONS",
+    "connect_by_list",
+    "create_connection",
+    "install",
+    "installed",
+    "uninstall",
+]
+
+#: the standard library's "no timeout given" (socket.getdefaulttimeout() applies)
+_GLOBAL_DEFAULT_TIMEOUT: Any = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
 
 Address = tuple[Any, ...]
 
@@ -202,6 +226,8 @@ _BOTH_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 OptionValue = int | bytes
 OptionSetting = tuple[int, int, OptionValue]  # (level, option, value) for setsockopt
+#: what ``socket_options`` takes: anything ``sock.setsockopt(*option)`` takes
+SocketOption = tuple[int, int, int | bytes | bytearray] | tuple[int, int, None, int]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -519,16 +545,361 @@ def connect_by_list(
 
 
 def create_connection(
-    addresses: Iterable[object], timeout: float | None = None, **options: Any
+    address: tuple[Any, ...] | Iterable[object],
+    timeout: float | object | None = _GLOBAL_DEFAULT_TIMEOUT,
+    source_address: tuple[Any, ...] | None = None,
+    *,
+    all_errors: bool = False,
+    socket_options: Iterable[SocketOption] | None = None,
+    **options: Unpack[ConnectOptions],
 ) -> socket.socket:
-    """Like `socket.create_connection`, over the race: a connected socket to one of ``addresses``.
+    """`socket.create_connection` over the race: a new connected socket.
 
-    ``timeout`` is both the race's hard deadline and the returned socket's timeout (``None``:
-    no deadline, a blocking socket), as in `socket.create_connection`. The socket's family is
-    the winning destination's. Errors as for `connect_by_list`.
+    ``address`` is what `socket.create_connection` takes, ``(host, port)``: a name is resolved
+    (A and AAAA, one ``getaddrinfo``), an IP literal is not; or a list of addresses of any
+    accepted form (``[("192.0.2.1", 80), "[2001:db8::1]:80"]``). Every destination is raced
+    (ranked, staggered, remembered), not tried one after another.
+
+    ``timeout`` keeps its standard meaning for the returned socket (omitted:
+    `socket.getdefaulttimeout()`; ``None``: blocking) and is also the hard deadline of the
+    whole call, resolution included (never ``timeout`` per address). ``source_address=(ip,
+    port)`` binds every attempt to it (``""`` or ``"0.0.0.0"``: any address; port 0: any port;
+    with a port, attempts bind it with ``SO_REUSEADDR`` so that they can overlap).
+    ``socket_options``, ``(level, option, value)`` (or ``(level, option, None, length)``) as
+    for ``setsockopt``, are set on every attempt socket
+    before it binds or connects. The socket's family is the winning destination's.
+
+    Errors are `OSError` of the classes the standard library raises for the same cause:
+    a `ConnectError` that is also ``ConnectionRefusedError``, ``TimeoutError`` (the deadline),
+    ``socket.gaierror`` (the name, `NameResolutionError`)... with the errno of the last attempt
+    to fail. ``all_errors=True``: an ``ExceptionGroup`` of every attempt's error instead, as
+    ``socket.create_connection(all_errors=True)`` raises. ``**options`` are the race options
+    (``local_addresses``, ``attempt_delay``, ``history``, ``on_event``...).
     """
-    race_options = _make_options(timeout, options)
-    sockets = AttemptSockets(default_socket_factory)
-    winner, _pair = _run_race(parse_addresses(addresses), race_options, sockets)
-    winner.settimeout(timeout)
+    return _create_connection(
+        address, timeout, source_address, all_errors, socket_options, socket.AF_UNSPEC, options
+    )
+
+
+def _is_host_port(address: object) -> bool:
+    """Whether ``address`` is one ``(host, port[, flowinfo, scope_id])``, not a list."""
+    if type(address) is not tuple or len(address) not in (2, 4):
+        return False
+    host, port = address[0], address[1]
+    if not (host is None or isinstance(host, (str, bytes))):
+        return False
+    if isinstance(port, str):
+        return ":" not in port  # a service name ("http"), not an "ip:port" address
+    return isinstance(port, int) or port is None
+
+
+def _deadline(timeout: object) -> float | None:
+    if timeout is _GLOBAL_DEFAULT_TIMEOUT:
+        return socket.getdefaulttimeout()
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
+        raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
+    if timeout is not None and not timeout >= 0:  # (NaN too)
+        raise InvalidArgument(f"timeout must be >= 0 seconds, got {timeout}")
+    return timeout
+
+
+def _attempt_factory(
+    settings: tuple[SocketOption, ...], bind: tuple[str, int] | None
+) -> SocketFactory:
+    """The attempt sockets of `create_connection`: the destination's family, the caller's
+    ``socket_options`` set, bound to a fixed ``source_address`` port if one was given."""
+
+    def make(pair: Pair) -> socket.socket:
+        family = pair.destination.family
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            for setting in settings:
+                sock.setsockopt(*setting)
+            if bind is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                host = bind[0] or ("::" if family == socket.AF_INET6 else "0.0.0.0")
+                sock.bind((host, bind[1]))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    return make
+
+
+def _source(
+    source_address: object, destinations: list[Endpoint], options: dict[str, Any]
+) -> tuple[list[Endpoint], tuple[str, int] | None]:
+    """Apply ``source_address``: an address with port 0 becomes ``local_addresses``; a fixed
+    port is bound by the attempt factory (then the kernel's choice only)."""
+    if source_address is None:
+        return destinations, None
+    if not isinstance(source_address, tuple) or len(source_address) < 2:
+        raise InvalidArgument(f"source_address must be (host, port), not {source_address!r}")
+    if options.get("local_addresses", "auto") not in ("auto", None):
+        raise InvalidArgument("give source_address or a local_addresses list, not both")
+    host, port = source_address[0], source_address[1]
+    if isinstance(host, bytes):
+        host = host.decode("ascii")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536:
+        raise InvalidArgument(f"source_address port {port!r} is not in 0..65535")
+    if not host or host in _UNSPECIFIED:
+        if port == 0:
+            return destinations, None  # any address, any port: what a plain connect does
+        version = 0 if not host else (4 if host == "0.0.0.0" else 6)
+    else:
+        if not isinstance(host, str):
+            raise InvalidArgument(f"source_address host must be a string, not {host!r}")
+        ip, _scope = parse_ip(host, what="source address")
+        version = ip.version
+        if port == 0:
+            options["local_addresses"] = [source_address if len(source_address) == 4 else host]
+    if version:
+        usable = [d for d in destinations if d.ip.version == version]
+        if not usable:
+            raise InvalidArgument(f"no destination of the source address's family (IPv{version})")
+        destinations = usable
+    if port == 0:
+        return destinations, None
+    options["local_addresses"] = None  # the factory binds; the planner must not bind again
+    return destinations, (host or "", port)
+
+
+def _create_connection(
+    address: object,
+    timeout: object,
+    source_address: object,
+    all_errors: bool,
+    socket_options: Iterable[SocketOption] | None,
+    family: int,
+    options: Mapping[str, Any],
+) -> socket.socket:
+    """`create_connection` with a resolver family (urllib3's ``allowed_gai_family``)."""
+    timeout = _deadline(timeout)
+    start = time.monotonic()
+    race_options = dict(options)
+    if _is_host_port(address):
+        host, port = address[0], address[1]  # type: ignore[index]
+        if len(address) == 4:  # type: ignore[arg-type]
+            destinations = parse_addresses([address])
+        else:
+            destinations = resolve_blocking(host, port, family)
+    else:
+        destinations = parse_addresses(address)
+    destinations, bind = _source(source_address, destinations, race_options)
+    settings = tuple(socket_options) if socket_options is not None else ()
+    remaining = timeout
+    if timeout is not None:
+        remaining = timeout - (time.monotonic() - start)
+        if remaining <= 0 < timeout:
+            raise ConnectTimeout(f"timed out resolving the address after {timeout} s")
+        remaining = max(remaining, 0.0)
+    opts = _make_options(remaining, race_options)
+    if settings or bind is not None:
+        factory = _attempt_factory(settings, bind)
+    else:
+        factory = default_socket_factory
+    try:
+        winner, _pair = _run_race(destinations, opts, AttemptSockets(factory))
+    except ConnectError as exc:
+        if all_errors and exc.attempts:
+            raise _every_error(exc) from None
+        raise
+    try:
+        winner.settimeout(timeout)
+    except BaseException:
+        winner.close()
+        raise
     return winner
+
+
+def _every_error(error: ConnectError) -> ExceptionGroup[OSError]:
+    """Every attempt's error, as ``socket.create_connection(all_errors=True)`` groups them (an
+    attempt the deadline ended is a ``TimeoutError``)."""
+    errors: list[OSError] = []
+    for attempt in error.attempts:
+        if attempt.error is not None:
+            errors.append(attempt.error)
+        elif attempt.outcome == "timed out":
+            errors.append(TimeoutError(errno.ETIMEDOUT, f"timed out connecting to {attempt.pair}"))
+    if not errors:
+        errors.append(error)
+    return ExceptionGroup("create_connection failed", errors)
+
+
+# --------------------------------------------------------------------------- install()
+
+
+def _urllib3_create_connection(
+    address: tuple[str, int],
+    timeout: object,
+    source_address: tuple[str, int] | None,
+    socket_options: Iterable[SocketOption] | None,
+    options: Mapping[str, Any],
+) -> socket.socket:
+    """``urllib3.util.connection.create_connection`` over the race: the same arguments and
+    checks (brackets stripped, IDNA-encodable host, ``allowed_gai_family()``), urllib3's
+    timeout sentinel meaning the socket module's default."""
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import connection as urllib3_connection
+    from urllib3.util.timeout import _DEFAULT_TIMEOUT
+
+    host, port = address
+    if host.startswith("["):
+        host = host.strip("[]")
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise LocationParseError(f"'{host}', label empty or too long") from None
+    if timeout is _DEFAULT_TIMEOUT:
+        timeout = _GLOBAL_DEFAULT_TIMEOUT
+    family = urllib3_connection.allowed_gai_family()
+    return _create_connection(
+        (host, port), timeout, source_address, False, socket_options, family, options
+    )
+
+
+class _Installed:
+    """What `install` replaced, and its options."""
+
+    __slots__ = ("options", "socket_original", "urllib3_module", "urllib3_original")
+
+    def __init__(self, options: dict[str, Any], socket_original: Any) -> None:
+        self.options = options
+        self.socket_original = socket_original
+        self.urllib3_module: Any = None  # urllib3.util.connection, once patched
+        self.urllib3_original: Any = None
+
+
+_install_lock = threading.RLock()
+_installed: _Installed | None = None
+_URLLIB3_MODULE = "urllib3.util.connection"
+
+
+def _patched_create_connection(
+    address: tuple[Any, ...],
+    timeout: object = _GLOBAL_DEFAULT_TIMEOUT,
+    source_address: tuple[Any, ...] | None = None,
+    *,
+    all_errors: bool = False,
+) -> socket.socket:
+    """`socket.create_connection`, racing (installed by `aioconnlist.blocking.install`)."""
+    state = _installed
+    options = state.options if state is not None else {}
+    return _create_connection(
+        address, timeout, source_address, all_errors, None, socket.AF_UNSPEC, options
+    )
+
+
+def _patched_urllib3_create_connection(
+    address: tuple[str, int],
+    timeout: object = _GLOBAL_DEFAULT_TIMEOUT,
+    source_address: tuple[str, int] | None = None,
+    socket_options: Iterable[SocketOption] | None = None,
+) -> socket.socket:
+    """``urllib3.util.connection.create_connection``, racing (installed by `install`)."""
+    state = _installed
+    options = state.options if state is not None else {}
+    return _urllib3_create_connection(address, timeout, source_address, socket_options, options)
+
+
+def _patch_urllib3(module: Any) -> None:
+    """Patch a freshly imported (or already imported) ``urllib3.util.connection``."""
+    with _install_lock:
+        state = _installed
+        if state is None or state.urllib3_module is not None:
+            return
+        state.urllib3_module = module
+        state.urllib3_original = module.create_connection
+        module.create_connection = _patched_urllib3_create_connection
+
+
+class _Urllib3Loader:
+    """Runs urllib3's own loader for ``urllib3.util.connection``, then patches the module (an
+    `importlib.abc.Loader` by its methods: importing importlib.abc costs milliseconds)."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        self.loader.exec_module(module)
+        _patch_urllib3(module)
+
+
+class _Urllib3Finder:
+    """Catches the import of ``urllib3.util.connection`` after `install` (a ``sys.meta_path``
+    finder)."""
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != _URLLIB3_MODULE:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _Urllib3Loader(spec.loader)  # type: ignore[assignment]
+                return spec
+        return None
+
+
+_finder = _Urllib3Finder()
+
+
+def install(**options: Unpack[ConnectOptions]) -> None:
+    """Make `socket.create_connection` race, process-wide (opt-in).
+
+    Afterwards `socket.create_connection` is this module's `create_connection` with
+    ``options`` (the race options but ``timeout``: each call's own ``timeout`` is its
+    deadline), and so are ``http.client``, ``urllib.request``, ``smtplib``, ``ftplib``,
+    ``xmlrpc.client`` and everything else that looks it up when it connects (code that saved
+    the old function before `install` keeps it). urllib3's
+    ``urllib3.util.connection.create_connection`` races too, whether urllib3 is imported
+    already or later (its resolver family and error behaviour kept). Calling `install` again
+    replaces the options; `uninstall` restores exactly the functions that were there.
+    Thread-safe. The options are checked here: a bad one raises before anything is patched.
+    """
+    global _installed
+    chosen = dict(options)
+    _make_options(None, chosen)  # validate now: an unknown or bad option raises here
+    with _install_lock:
+        if _installed is not None:
+            _installed.options = chosen
+            return
+        _installed = _Installed(chosen, socket.create_connection)
+        socket.create_connection = _patched_create_connection  # type: ignore[assignment]
+        module = sys.modules.get(_URLLIB3_MODULE)
+        if module is not None:
+            _patch_urllib3(module)
+        elif _finder not in sys.meta_path:
+            sys.meta_path.insert(0, _finder)
+
+
+def uninstall() -> None:
+    """Undo `install`: restore the functions that were there before it (a no-op when not
+    installed). Thread-safe."""
+    global _installed
+    with _install_lock:
+        state = _installed
+        if state is None:
+            return
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(_finder)
+        socket.create_connection = state.socket_original
+        if state.urllib3_module is not None:
+            state.urllib3_module.create_connection = state.urllib3_original
+        _installed = None
+
+
+def installed() -> bool:
+    """Whether `install` is in effect."""
+    return _installed is not None

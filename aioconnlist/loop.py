@@ -48,7 +48,7 @@ import socket
 import sys
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._core.addresses import Endpoint
 from ._core.errors import ConnectError, ExceptionGroup
@@ -281,29 +281,30 @@ else:
     _StockLoop = asyncio.SelectorEventLoop
 
 
-class _RacingLoop(_StockLoop):
-    """asyncio's default event loop, but ``create_connection(host=..., port=...)`` races."""
+class _Racing:
+    """What makes a loop race: ``create_connection(host=..., port=...)`` goes through
+    `_create_connection`; the loop's own method is the base for everything else."""
 
     def __init__(self, options: Options) -> None:
         super().__init__()
         self._aioconnlist_options = options
 
-    async def create_connection(  # type: ignore[override]
+    async def create_connection(
         self,
         protocol_factory: Callable[[], asyncio.BaseProtocol],
         host: Any = None,
         port: Any = None,
         **kwargs: Any,
     ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        loop = cast(asyncio.AbstractEventLoop, self)
+        base = super().create_connection  # type: ignore[misc]
         return await _create_connection(
-            self,
-            super().create_connection,
-            self._aioconnlist_options,
-            protocol_factory,
-            host,
-            port,
-            **kwargs,
+            loop, base, self._aioconnlist_options, protocol_factory, host, port, **kwargs
         )
+
+
+class _RacingLoop(_Racing, _StockLoop):  # type: ignore[misc]
+    """asyncio's default event loop, but ``create_connection(host=..., port=...)`` races."""
 
 
 _RacingLoop.__qualname__ = _RacingLoop.__name__ = "RacingEventLoop"
@@ -317,29 +318,8 @@ def _racing_uvloop() -> Callable[[Options], asyncio.AbstractEventLoop]:
     except ImportError:
         raise ImportError(_UVLOOP_MISSING) from None
 
-    class _RacingUVLoop(uvloop.Loop):
+    class _RacingUVLoop(_Racing, uvloop.Loop):  # type: ignore[misc]
         """uvloop's event loop, but ``create_connection(host=..., port=...)`` races."""
-
-        def __init__(self, options: Options) -> None:
-            super().__init__()
-            self._aioconnlist_options = options
-
-        async def create_connection(  # type: ignore[override]
-            self,
-            protocol_factory: Callable[[], asyncio.BaseProtocol],
-            host: Any = None,
-            port: Any = None,
-            **kwargs: Any,
-        ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
-            return await _create_connection(
-                self,
-                super().create_connection,
-                self._aioconnlist_options,
-                protocol_factory,
-                host,
-                port,
-                **kwargs,
-            )
 
     _RacingUVLoop.__qualname__ = _RacingUVLoop.__name__ = "RacingUVLoop"
     return _RacingUVLoop

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     else:
         from typing_extensions import Unpack
 
-    __all__ = ["RaceOptions", "Unpack"]
+    __all__ = ["ConnectOptions", "RaceOptions", "Unpack"]
 
 #: RFC 8305 §8 constants (SPEC §5)
 ATTEMPT_DELAY = 0.25
@@ -43,16 +43,11 @@ LocalAddressesOption = Literal["auto"] | None | Iterable[object]
 EventCallback = Callable[["RaceEvent"], object]
 
 
-class RaceOptions(TypedDict, total=False):
-    """The race options every entry point takes as keyword arguments, all optional.
-
-    The one definition of the option set: entry points declare ``**options:
-    Unpack[RaceOptions]``, so a type checker sees each option's name and type (a misspelled
-    one is an error), and `OPTION_NAMES` is derived from it.
-    """
+class ConnectOptions(TypedDict, total=False):
+    """`RaceOptions` less ``timeout``: for entry points whose own ``timeout`` parameter (with
+    a meaning of its library's) is the race's deadline, such as ``create_connection``."""
 
     local_addresses: LocalAddressesOption
-    timeout: float | None
     attempt_delay: float
     min_attempt_delay: float
     interleave: int
@@ -60,6 +55,17 @@ class RaceOptions(TypedDict, total=False):
     history: PairHistory | None
     on_event: EventCallback | None
     backup_attempts: bool
+
+
+class RaceOptions(ConnectOptions, total=False):
+    """The race options every entry point takes as keyword arguments, all optional.
+
+    The one definition of the option set: entry points declare ``**options:
+    Unpack[RaceOptions]``, so a type checker sees each option's name and type (a misspelled
+    one is an error), and `OPTION_NAMES` is derived from it.
+    """
+
+    timeout: float | None
 
 
 OPTION_NAMES: frozenset[str] = RaceOptions.__optional_keys__

@@ -13,7 +13,9 @@ asyncio process. Standalone on purpose (stdlib + netfilterqueue only): it is sta
   with the first: a connection's first SYN is lost, and the next SYN (its retransmission one
   second later, or another socket's) goes through.
 - **Listeners** are opened on demand. Every accepted connection is logged (local, peer,
-  accepted, closed, how) and echoes what it receives, so a client can show its socket works.
+  accepted, closed, how) and echoes what it receives, so a client can show its socket works;
+  a listener opened with ``"http": true`` answers each HTTP request instead (``200``, body
+  ``ok``, ``Connection: close``) and closes, so every request is a new connection.
 - **Control**: one JSON command per line on stdin, one JSON reply per line on stdout. EOF on
   stdin (the test process went away) ends the agent; nothing outlives the lab.
 """
@@ -71,6 +73,8 @@ class Agent:
         # port -> {(src, sport, dst): [packets]} held behind a gate
         self.gate_held: dict[int, dict[tuple[str, int, str], list[Packet]]] = {}
         self.listeners: dict[tuple[str, int], socket.socket] = {}
+        self.http_listeners: set[tuple[str, int]] = set()
+        self.http_requests: dict[int, bytes] = {}  # connection id -> request bytes so far
         self.connections: list[dict[str, Any]] = []
         self.open_socks: dict[int, socket.socket] = {}
         self.syns: list[dict[str, Any]] = []  # every queued SYN: what, when held, when released
@@ -151,6 +155,7 @@ class Agent:
             conn.setblocking(False)
             local = conn.getsockname()
             entry: dict[str, Any] = {
+                "http": (local[0], local[1]) in self.http_listeners,
                 "id": len(self.connections),
                 "local": [local[0], local[1]],
                 "peer": [peer[0], peer[1]],
@@ -175,6 +180,17 @@ class Agent:
             self.finish(conn, entry, "eof")
             return
         entry["bytes"] += len(data)
+        if entry["http"]:
+            request = self.http_requests[entry["id"]] = (
+                self.http_requests.get(entry["id"], b"") + data
+            )
+            if b"\r\n\r\n" in request:
+                del self.http_requests[entry["id"]]
+                reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                with contextlib.suppress(OSError):
+                    conn.sendall(reply)
+                self.finish(conn, entry, "served")
+            return
         with contextlib.suppress(OSError):
             conn.send(data)  # echo; small payloads only
 
@@ -191,6 +207,8 @@ class Agent:
         if op == "listen":
             for host, port in cmd["endpoints"]:
                 self.listen(host, port)
+                if cmd.get("http"):
+                    self.http_listeners.add((host, port))
             return {"ok": True}
         if op == "gate":
             self.gate_count[int(cmd["port"])] = int(cmd["count"])

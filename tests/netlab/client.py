@@ -8,6 +8,7 @@ Started by path as ``ip netns exec CLI python client.py`` with the scenario as J
      "calls": [{"addresses": [...], "options": {...}, "echo": bool,        # connect_by_list
                 "api": "async" | "blocking"}],  # blocking: on a socket of the first's family
      "races": {"count": n, "concurrency": k, "addresses": [...], "options": {...}},
+     "sync": {"library": "requests" | "urllib3" | "urllib" (+ "-stock"), "url": ..., "count": n},
      "after": [probes, run last]}
 
 Times are ``time.monotonic()`` (one clock for every namespace) or seconds since a call began.
@@ -240,6 +241,10 @@ async def run(scenario: dict[str, Any]) -> dict[str, Any]:
     out["calls"] = [await one_call(c, history) for c in scenario.get("calls", [])]
     if "races" in scenario:
         out["races"] = await races(scenario["races"], history)
+    if "sync" in scenario:  # synchronous HTTP libraries (tests/netlab/sync_client.py)
+        from tests.netlab.sync_client import run_sync
+
+        out["sync"] = run_sync(scenario["sync"])
     out["after"] = [probe(p) for p in scenario.get("after", [])]  # keeps the process alive
     gc.collect()
     out["fds_end"] = fd_count()

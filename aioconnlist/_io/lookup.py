@@ -1,0 +1,60 @@
+"""Blocking name resolution for synchronous callers: ``(host, port)`` to destinations.
+
+One ``getaddrinfo(host, port, family, SOCK_STREAM)`` call on the calling thread, as
+`socket.create_connection` makes it. With ``AF_UNSPEC`` the system resolver (glibc, musl, the
+BSDs) sends the A and AAAA queries at the same time and answers when both are in, so both
+families arrive together: the race starts with all of them, and it ranks them itself. A thread
+per family (to start on AAAA alone, RFC 8305 §3) would cost a thread start and a wake-up
+descriptor on every call, and wins only where one family's answer is much slower than the
+other's. An IP literal is not resolved at all.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from .._core.addresses import Endpoint, parse_address, parse_ip
+from .._core.errors import InvalidArgument, NameResolutionError
+
+__all__ = ["resolve_blocking"]
+
+
+def _literal(host: str, port: object) -> Endpoint | None:
+    """The destination when ``host`` is an IP literal and ``port`` a number, else None."""
+    if not isinstance(port, int) or isinstance(port, bool):
+        return None
+    try:
+        parse_ip(host)
+    except InvalidArgument:
+        return None
+    return parse_address((host, port))  # a bad port is InvalidArgument (a ValueError)
+
+
+def resolve_blocking(
+    host: str | bytes | None, port: int | str | bytes | None, family: int = socket.AF_UNSPEC
+) -> list[Endpoint]:
+    """The TCP destinations of ``host`` and ``port`` (a number or a service name), in the
+    resolver's order, duplicates dropped.
+
+    An IP literal (with an optional ``%zone``) is returned as it is. A failed lookup raises
+    `NameResolutionError`, which is also a `socket.gaierror` with the resolver's ``EAI_*``
+    code; an empty answer raises ``OSError("getaddrinfo returns an empty list")`` as the
+    standard library does.
+    """
+    if isinstance(host, str):
+        found = _literal(host, port)
+        if found is not None:
+            if family not in (socket.AF_UNSPEC, found.family):
+                raise InvalidArgument(f"{host} is not an address of family {family}")
+            return [found]
+    try:
+        infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        code = exc.errno if isinstance(exc.errno, int) else socket.EAI_NONAME
+        raise NameResolutionError(code, exc.strerror or str(exc)) from exc
+    destinations = dict.fromkeys(
+        parse_address(info[4]) for info in infos if info[0] in (socket.AF_INET, socket.AF_INET6)
+    )
+    if not destinations:
+        raise OSError("getaddrinfo returns an empty list")
+    return list(destinations)
