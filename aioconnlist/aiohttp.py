@@ -33,17 +33,24 @@ aiohttp raises ImportError (set ``AIOCONNLIST_AIOHTTP_ANY_VERSION=1`` to try any
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import re
 import socket
+import ssl
 import sys
 import warnings
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
-import aiohttp
-from aiohappyeyeballs import AddrInfoType
+from ._core.extras import missing_extra
+
+try:
+    import aiohttp
+    from aiohappyeyeballs import AddrInfoType
+except ImportError as exc:
+    raise missing_extra(exc, "aiohttp", "aioconnlist.aiohttp") from exc
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.client_exceptions import (
     ClientConnectorCertificateError,
@@ -53,16 +60,27 @@ from aiohttp.client_exceptions import (
     ssl_errors,
 )
 from aiohttp.client_proto import ResponseHandler
-from aiohttp.client_reqrep import ClientRequest
+from aiohttp.client_reqrep import ClientRequest, Fingerprint
 from aiohttp.helpers import ceil_timeout
 
 from ._core.addresses import Endpoint, parse_address
 from ._core.errors import InvalidArgument
-from ._core.options import DEFAULT, RESOLUTION_DELAY, Options, make_options
+from ._core.options import (
+    OPTION_NAMES,
+    RESOLUTION_DELAY,
+    Options,
+    RaceOptions,
+    make_options,
+    takes_options,
+    unknown_options_error,
+)
 from ._core.pairs import Pair
 from ._drivers.addrinfo import addr_info_factory, binding_factory, endpoints_of, plain_socket
 from ._drivers.asyncio import race
 from ._io.resolve import FamilyLookups
+
+if TYPE_CHECKING:
+    from ._core.options import Unpack
 
 SUPPORTED_AIOHTTP = ">=3.10,<3.15"
 _OLDEST, _NEWEST = (3, 10), (3, 14)
@@ -104,8 +122,15 @@ class _LateJoin:
         task, self._task = self._task, None
         if task is None:
             raise StopAsyncIteration
-        # shielded: the task is shared by every request resolving this name meanwhile
-        results = await asyncio.shield(task)
+        # Waited for, not awaited: the task is shared by every request resolving this name
+        # meanwhile (so it must not be cancelled with this race), and when the connector
+        # closes it is cancelled - that ends the late answers, it must not become a stray
+        # CancelledError in a request that nobody cancelled. A late lookup that failed
+        # likewise only means that no more addresses come.
+        await asyncio.wait([task])
+        if task.cancelled() or task.exception() is not None:
+            raise StopAsyncIteration
+        results = task.result()
         if not results:
             raise StopAsyncIteration
         return _results_to_endpoints(results)
@@ -131,6 +156,8 @@ class Rfc8305Resolver(AbstractResolver):
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
+        """AF_UNSPEC: the first answers by RFC 8305 §3, the late ones kept for the races;
+        another family: the wrapped resolver's answer."""
         if family != socket.AF_UNSPEC:
             return await self.inner.resolve(host, port, family)
 
@@ -179,50 +206,104 @@ class Rfc8305Resolver(AbstractResolver):
             await lookups.aclose()
 
     async def close(self) -> None:
+        """Cancel the late lookups still pending, then close the wrapped resolver."""
         for task in list(self.late.values()):
             task.cancel()
         await self.inner.close()
 
 
-class ConnListConnector(aiohttp.TCPConnector):
-    """An ``aiohttp.TCPConnector`` whose connections are won by aioconnlist's race."""
+class TCPConnectorArguments(TypedDict, total=False):
+    """The keyword arguments of ``aiohttp.TCPConnector`` (3.10 to 3.14; some are newer than
+    3.10), for type checkers. ``interleave`` is aioconnlist's option (the same meaning)."""
 
-    def __init__(
-        self,
-        *,
-        local_addresses: Any = "auto",
-        timeout: float | None = None,
-        attempt_delay: float | None = None,
-        min_attempt_delay: float | None = None,
-        sort: bool = True,
-        history: Any = DEFAULT,
-        on_event: Any = None,
-        resolution_delay: float | None = RESOLUTION_DELAY,
-        **tcp_connector_options: Any,
-    ) -> None:
+    verify_ssl: bool
+    fingerprint: bytes | None
+    use_dns_cache: bool
+    ttl_dns_cache: int | None
+    dns_cache_max_size: int
+    family: socket.AddressFamily | int
+    ssl_context: ssl.SSLContext | None
+    ssl: bool | Fingerprint | ssl.SSLContext
+    local_addr: tuple[str, int] | None
+    resolver: AbstractResolver | None
+    keepalive_timeout: float | object | None
+    force_close: bool
+    limit: int
+    limit_per_host: int
+    enable_cleanup_closed: bool
+    loop: asyncio.AbstractEventLoop | None
+    timeout_ceil_threshold: float
+    happy_eyeballs_delay: float | None
+    socket_factory: Callable[[AddrInfoType], socket.socket] | None
+    ssl_shutdown_timeout: float | object | None
+
+
+class ConnectorOptions(RaceOptions, TCPConnectorArguments, total=False):
+    """What `ConnListConnector` takes: aioconnlist's race options, ``resolution_delay`` and
+    every ``aiohttp.TCPConnector`` argument."""
+
+    resolution_delay: float | None
+
+
+#: ``aiohttp.TCPConnector``'s own parameters (of the aiohttp installed), for the signature
+_TCP_PARAMETERS = [
+    parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+    for parameter in inspect.signature(aiohttp.TCPConnector.__init__).parameters.values()
+    if parameter.name != "self"
+    and parameter.name not in OPTION_NAMES
+    and parameter.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+]
+_RESOLUTION_DELAY = inspect.Parameter(
+    "resolution_delay",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=RESOLUTION_DELAY,
+    annotation="float | None",
+)
+if "socket_factory" not in {p.name for p in _TCP_PARAMETERS}:  # aiohttp < 3.12: ours only
+    _TCP_PARAMETERS.append(
+        inspect.Parameter(
+            "socket_factory",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation="Callable[[AddrInfoType], socket.socket] | None",
+        )
+    )
+_KNOWN = OPTION_NAMES | {"resolution_delay"} | {p.name for p in _TCP_PARAMETERS}
+
+
+class ConnListConnector(aiohttp.TCPConnector):
+    """An ``aiohttp.TCPConnector`` whose connections are won by aioconnlist's race.
+
+    It takes every ``TCPConnector`` argument, aioconnlist's race options (those of
+    `aioconnlist.connect_by_list`: ``local_addresses``, ``timeout``, ``attempt_delay``,
+    ``min_attempt_delay``, ``interleave``, ``sort``, ``history``, ``on_event``) and
+    ``resolution_delay`` (RFC 8305's Resolution Delay; ``None``: aiohttp's single AF_UNSPEC
+    lookup). ``happy_eyeballs_delay`` is the attempt delay (``None``: one address at a time)
+    unless ``attempt_delay`` is given (not both); ``local_addr=(ip, 0)`` is
+    ``local_addresses=[ip]`` (a fixed port is bound as aiohttp binds it).
+    """
+
+    @takes_options(extra=[_RESOLUTION_DELAY, *_TCP_PARAMETERS])
+    def __init__(self, **options: Unpack[ConnectorOptions]) -> None:
+        unknown = options.keys() - _KNOWN
+        if unknown:
+            raise unknown_options_error(unknown, _KNOWN)
+        tcp_connector_options: dict[str, Any] = dict(options)
         ours: dict[str, Any] = {
-            "local_addresses": local_addresses,
-            "timeout": timeout,
-            "sort": sort,
-            "history": history,
-            "on_event": on_event,
+            name: tcp_connector_options.pop(name)
+            for name in list(tcp_connector_options)
+            if name in OPTION_NAMES
         }
-        if min_attempt_delay is not None:
-            ours["min_attempt_delay"] = min_attempt_delay
+        resolution_delay = tcp_connector_options.pop("resolution_delay", RESOLUTION_DELAY)
         if "happy_eyeballs_delay" in tcp_connector_options:
-            if attempt_delay is not None:
+            if "attempt_delay" in ours:
                 raise InvalidArgument("give attempt_delay or happy_eyeballs_delay, not both")
             delay = tcp_connector_options["happy_eyeballs_delay"]
             ours["attempt_delay"] = float("inf") if delay is None else delay
-        elif attempt_delay is not None:
-            ours["attempt_delay"] = attempt_delay
-        interleave = tcp_connector_options.get("interleave")
-        if interleave is not None:
-            ours["interleave"] = interleave
         local_addr = tcp_connector_options.get("local_addr")
         self._bind_fixed_port = False
         if local_addr is not None:
-            if local_addresses != "auto":
+            if ours.get("local_addresses", "auto") != "auto":
                 raise InvalidArgument("give local_addresses or local_addr, not both")
             if not isinstance(local_addr, tuple) or len(local_addr) < 2:
                 raise InvalidArgument(f"local_addr must be (host, port), not {local_addr!r}")
@@ -241,6 +322,8 @@ class ConnListConnector(aiohttp.TCPConnector):
                 f"resolution_delay must be None or seconds >= 0, not {resolution_delay!r}"
             )
         self.options: Options = make_options(**ours)
+        self._racing: set[asyncio.Future[tuple[socket.socket, Pair]]] = set()
+        self._stopped: set[asyncio.Future[tuple[socket.socket, Pair]]] = set()
         # ours to apply (aiohttp < 3.12 has no such argument; its own use is replaced)
         self._addr_info_factory = tcp_connector_options.pop("socket_factory", None)
         super().__init__(**tcp_connector_options)
@@ -269,13 +352,40 @@ class ConnListConnector(aiohttp.TCPConnector):
 
     async def _race(self, addr_infos: list[AddrInfoType], req: ClientRequest) -> socket.socket:
         destinations, by_endpoint = endpoints_of(addr_infos)
-        sock, _pair = await race(
-            destinations,
-            self.options,
-            more_destinations=self._late_answers(req),
-            socket_factory=self._socket_factory_for(by_endpoint),
+        late = self._late_answers(req)
+        factory = self._socket_factory_for(by_endpoint)
+        if late is None:
+            sock, _pair = await race(destinations, self.options, socket_factory=factory)
+            return sock
+        # A race that waits for late answers runs as a task of the connector's, so that
+        # closing the connector ends it at once (as it ends the lookups it is waiting for):
+        # the request then gets aiohttp's "Connector is closed", not a CancelledError.
+        inner = asyncio.ensure_future(
+            race(destinations, self.options, more_destinations=late, socket_factory=factory)
         )
+        self._racing.add(inner)
+        try:
+            sock, _pair = await inner
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            cancelling = getattr(current, "cancelling", None)  # Python >= 3.11
+            outer_cancelled = cancelling() > 0 if cancelling is not None else False
+            if inner in self._stopped and not outer_cancelled:
+                raise aiohttp.ClientConnectionError("Connector is closed") from None
+            raise
+        finally:
+            self._racing.discard(inner)
+            self._stopped.discard(inner)
         return sock
+
+    def _close(self, *args: Any, **kwargs: Any) -> Any:
+        waiters = super()._close(*args, **kwargs)
+        for task in list(self._racing):
+            self._stopped.add(task)
+            task.cancel()
+            if isinstance(waiters, list):  # aiohttp >= 3.12 awaits these in close()
+                waiters.append(task)
+        return waiters
 
     async def _wrap_create_connection(
         self,

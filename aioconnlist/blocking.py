@@ -1,4 +1,4 @@
-"""The blocking facade: the ``WSAConnectByList`` contract for synchronous code (SPEC §3).
+"""The blocking facade: the ``WSAConnectByList`` contract for synchronous code.
 
 ``connect_by_list(sock, addresses, timeout=None, reserved=None, **options) -> (local, remote)``
 connects the caller's own, still unconnected socket to one of ``addresses``;
@@ -25,8 +25,12 @@ How the caller's socket ends up connected (POSIX)
     descriptor number (keeping its inheritable flag; the caller's own attempt, failed or still
     in flight, goes with the file it replaces), the winner object is closed, and the caller's
     timeout/blocking mode is re-applied with ``sock.settimeout``. The caller keeps the same
-    ``socket.socket`` object and the same fd number. On that path an option outside
-    `COPIED_OPTIONS` set on the caller's socket is lost, and so is ``SO_RCVBUF`` set to exactly
+    ``socket.socket`` object and the same fd number. Just before the ``dup2``, the options of
+    `_RESTORED_OPTIONS` (SO_REUSEADDR/SO_REUSEPORT, the receive/send timeouts and low-water
+    mark, IP_FREEBIND/IP_TRANSPARENT, IP_RECVERR, TCP_CORK, ...: options that change nothing
+    about where or how a connection goes, so attempts do not take them) are read from the
+    caller's socket and set on the incoming one where they differ, so the caller's socket keeps
+    them. Lost on that path: an option in neither table, and ``SO_RCVBUF`` set to exactly
     half its default (the value reads the same, only the autotuning lock is gone).
     ``SO_RCVBUFFORCE`` values above ``net.core.rmem_max`` come back capped.
 
@@ -39,10 +43,11 @@ How the caller's socket ends up connected (POSIX)
     When the race does not end connected on the caller's socket although it made an attempt
     (every pair failed, the deadline, an interruption), the socket is restored: a failed
     connect cannot be undone in place (Linux keeps the port it took, BSD and macOS leave the
-    socket unusable), so a fresh socket like it (the same options, as above) is ``dup2``-ed onto
-    its descriptor. The only case it cannot be: no descriptor is left for that fresh socket
-    (EMFILE/ENFILE...). Then `OutOfResources` says the socket "could not be restored", an
-    attempt still in flight on it is aborted, and it is left unconnected: close it.
+    socket unusable), so a fresh socket like it (the same options, both tables, as above) is
+    ``dup2``-ed onto its descriptor. The only case it cannot be: no descriptor is left for that
+    fresh socket (EMFILE/ENFILE...). Then `OutOfResources` says the socket "could not be
+    restored", an attempt still in flight on it is aborted, and it is left unconnected: close
+    it.
 
     ``TCP_FASTOPEN_CONNECT`` makes every connect "succeed" before the handshake, which defeats
     a race: a socket with it set is never lent, and it is not copied.
@@ -81,7 +86,7 @@ Interruption
     caller's socket restored if it made an attempt, the running attempts are recorded as
     cancelled (no evidence against their pairs), and the exception propagates.
 
-Errors (SPEC §3): all are `ConnectError` (an ``OSError``). The arguments are checked before
+Errors: all are `ConnectError` (an ``OSError``). The arguments are checked before
 anything is opened, in this order: ``reserved``, ``sock``, the options, the addresses, their
 families. On every error the caller's socket is left as it was (untouched, or restored after
 its own attempt, see above) and no socket of the race stays open. An unknown option name is a
@@ -140,7 +145,7 @@ from ._core.errors import (
     NotASocket,
     OutOfResources,
 )
-from ._core.options import ConnectOptions, Options, options_from
+from ._core.options import ConnectOptions, Options, options_from, takes_options
 from ._core.pairs import Pair
 from ._drivers.poll import AttemptSockets, race
 from ._drivers.sockets import SocketFactory, default_socket_factory
@@ -325,8 +330,69 @@ class _CallerSocket:
 
     def put(self, new: socket.socket) -> None:
         """Make the caller's descriptor number refer to ``new``'s socket (its inheritable flag
-        kept; the socket it referred to is closed with it)."""
+        kept; the socket it referred to is closed with it). The options of `_RESTORED_OPTIONS`
+        that the caller's socket has set go over to ``new`` first, so that the caller's socket
+        keeps them too when another socket takes its place (a restore, or another attempt's
+        win)."""
+        _copy_more_options(self.sock, new)
         os.dup2(new.fileno(), self.fd, inheritable=os.get_inheritable(self.fd))
+
+
+#: Options that attempt sockets do not take (they change nothing about where or how a
+#: connection goes) but that the caller's socket must still have when a fresh socket takes its
+#: descriptor (after a failed race, or when another attempt's socket won). They are read from
+#: the caller's socket at that moment - they read the same before and after a connect attempt -
+#: and set where they differ from the fresh socket's, so a race that ends on the caller's own
+#: socket reads none of them. (name, level, byte size or 0 for an int, Linux's number)
+_RESTORED_TABLE: tuple[tuple[str, str, int, int], ...] = (
+    ("SO_REUSEADDR", "SOL_SOCKET", 0, 2),
+    ("SO_REUSEPORT", "SOL_SOCKET", 0, 15),
+    ("SO_BROADCAST", "SOL_SOCKET", 0, 6),
+    ("SO_DONTROUTE", "SOL_SOCKET", 0, 5),
+    ("SO_OOBINLINE", "SOL_SOCKET", 0, 10),
+    ("SO_RCVLOWAT", "SOL_SOCKET", 0, 18),
+    ("SO_RCVTIMEO", "SOL_SOCKET", struct.calcsize("ll"), 20),
+    ("SO_SNDTIMEO", "SOL_SOCKET", struct.calcsize("ll"), 21),
+    ("SO_TIMESTAMP", "SOL_SOCKET", 0, 29),
+    ("SO_TIMESTAMPNS", "SOL_SOCKET", 0, 35),
+    ("SO_PASSCRED", "SOL_SOCKET", 0, 16),
+    ("SO_BUSY_POLL", "SOL_SOCKET", 0, 46),
+    ("SO_INCOMING_CPU", "SOL_SOCKET", 0, 49),
+    ("SO_ZEROCOPY", "SOL_SOCKET", 0, 60),
+    ("IP_FREEBIND", "IPPROTO_IP", 0, 15),
+    ("IP_TRANSPARENT", "IPPROTO_IP", 0, 19),
+    ("IP_RECVERR", "IPPROTO_IP", 0, 11),
+    ("IP_MTU_DISCOVER", "IPPROTO_IP", 0, 10),
+    ("IP_RECVTOS", "IPPROTO_IP", 0, 13),
+    ("IPV6_RECVERR", "IPPROTO_IPV6", 0, 25),
+    ("IPV6_MTU_DISCOVER", "IPPROTO_IPV6", 0, 23),
+    ("IPV6_TRANSPARENT", "IPPROTO_IPV6", 0, 75),
+    ("IPV6_FREEBIND", "IPPROTO_IPV6", 0, 78),
+    ("IPV6_RECVTCLASS", "IPPROTO_IPV6", 0, 66),
+    ("TCP_CORK", "IPPROTO_TCP", 0, 3),
+    ("TCP_LINGER2", "IPPROTO_TCP", 0, 8),
+    ("TCP_THIN_LINEAR_TIMEOUTS", "IPPROTO_TCP", 0, 16),
+    ("TCP_INQ", "IPPROTO_TCP", 0, 36),
+    ("TCP_TX_DELAY", "IPPROTO_TCP", 0, 37),
+)
+#: (level, option, size) of those this platform has (Linux: by number where Python has no name)
+_RESTORED_OPTIONS: tuple[tuple[int, int, int], ...] = tuple(
+    (getattr(socket, level), getattr(socket, name, number), size)
+    for name, level, size, number in _RESTORED_TABLE
+    if hasattr(socket, level) and (hasattr(socket, name) or _LINUX)
+)
+
+
+def _copy_more_options(caller: socket.socket, new: socket.socket) -> None:
+    """Set on ``new`` each option of `_RESTORED_OPTIONS` whose value on ``caller`` differs
+    from ``new``'s (an option either socket cannot read or ``new`` cannot take is skipped)."""
+    for level, option, size in _RESTORED_OPTIONS:
+        try:
+            value = _read(caller, level, option, size)
+            if value != _read(new, level, option, size):
+                new.setsockopt(level, option, value)
+        except OSError:
+            continue  # not for this family/protocol/kernel (or not settable again here)
 
 
 def _inspect(sock: object) -> _CallerSocket:
@@ -393,7 +459,7 @@ def _fast_open_connect(sock: socket.socket) -> bool:
 # --------------------------------------------------------------------------- arguments
 
 
-def _make_options(timeout: object, options: dict[str, Any]) -> Options:
+def _make_options(timeout: object, options: Mapping[str, object]) -> Options:
     # An unknown option name is a TypeError, as for any Python call (and as in the async API).
     return options_from({"timeout": timeout, **options})
 
@@ -483,12 +549,13 @@ def _restore(sock: socket.socket, caller: _CallerSocket, connecting: bool) -> No
     sock.settimeout(caller.timeout)
 
 
+@takes_options(ConnectOptions)
 def connect_by_list(
     sock: socket.socket,
     addresses: Iterable[object],
     timeout: float | None = None,
     reserved: object = None,
-    **options: Any,
+    **options: Unpack[ConnectOptions],
 ) -> tuple[Address, Address]:
     """Connect the caller's unbound, unconnected TCP ``sock`` to one of ``addresses``.
 
@@ -498,7 +565,8 @@ def connect_by_list(
     itself (same object, same fd number, same blocking mode/timeout, same options) is the
     connected socket and ``(sock.getsockname(), sock.getpeername())`` is returned. On error a
     `ConnectError` is raised (see the module docstring for the table) and ``sock`` is unchanged.
-    ``**options`` are the race options of SPEC §1 (``local_addresses``, ``attempt_delay``...).
+    ``**options`` are the race options of `aioconnlist.connect_by_list` (``local_addresses``,
+    ``attempt_delay``, ``min_attempt_delay``, ``interleave``, ``sort``, ``history``, ``on_event``).
     """
     if os.name != "posix":  # pragma: no cover - exercised on Windows only
         raise NotImplementedError(
@@ -544,6 +612,7 @@ def connect_by_list(
     return local, remote
 
 
+@takes_options(ConnectOptions)
 def create_connection(
     address: tuple[Any, ...] | Iterable[object],
     timeout: float | object | None = _GLOBAL_DEFAULT_TIMEOUT,
@@ -855,6 +924,7 @@ class _Urllib3Finder:
 _finder = _Urllib3Finder()
 
 
+@takes_options(ConnectOptions)
 def install(**options: Unpack[ConnectOptions]) -> None:
     """Make `socket.create_connection` race, process-wide (opt-in).
 

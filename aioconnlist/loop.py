@@ -52,11 +52,18 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ._core.addresses import Endpoint
 from ._core.errors import ConnectError, ExceptionGroup
-from ._core.options import MIN_ATTEMPT_DELAY, Options, RaceOptions, make_options, options_from
+from ._core.options import (
+    Options,
+    RaceOptions,
+    make_options,
+    options_from,
+    peer_attempt_delay,
+    takes_options,
+)
 from ._core.pairs import Pair
 from ._drivers.addrinfo import AddrInfo, binding_factory
 from ._drivers.by_name import race_by_name
-from ._io.resolve import FAMILIES, endpoints, ip_literal
+from ._io.resolve import FAMILIES, endpoints, ip_literal, localhost_answer
 
 if TYPE_CHECKING:
     from ._core.options import Unpack
@@ -79,6 +86,9 @@ class _LoopResolver:
         self._flags = flags
 
     async def resolve(self, host: str, port: int, family: socket.AddressFamily) -> list[Endpoint]:
+        local = localhost_answer(host, port, family)  # never sent to DNS (RFC 6761)
+        if local is not None:
+            return local
         infos = await self._loop.getaddrinfo(
             host, port, family=family, type=socket.SOCK_STREAM, proto=self._proto, flags=self._flags
         )
@@ -222,11 +232,7 @@ def _per_call(options: Options, happy_eyeballs_delay: Any, interleave: Any) -> O
     """The loop's options with asyncio's per-call ``happy_eyeballs_delay`` and ``interleave``."""
     changes: dict[str, Any] = {}
     if happy_eyeballs_delay is not None:
-        if isinstance(happy_eyeballs_delay, (int, float)) and not isinstance(
-            happy_eyeballs_delay, bool
-        ):  # asyncio takes 0 and other values below the RFC 8305 floor: raised to it
-            happy_eyeballs_delay = max(float(happy_eyeballs_delay), MIN_ATTEMPT_DELAY)
-        changes["attempt_delay"] = happy_eyeballs_delay
+        changes["attempt_delay"] = peer_attempt_delay(happy_eyeballs_delay)
     if interleave is not None:
         changes["interleave"] = interleave
     checked = make_options(**changes)  # validates them
@@ -325,6 +331,7 @@ def _racing_uvloop() -> Callable[[Options], asyncio.AbstractEventLoop]:
     return _RacingUVLoop
 
 
+@takes_options()
 def new_event_loop(
     *, uvloop: bool = False, **options: Unpack[RaceOptions]
 ) -> asyncio.AbstractEventLoop:
@@ -372,6 +379,7 @@ def _target_loop(loop: asyncio.AbstractEventLoop | None, what: str) -> asyncio.A
         ) from None
 
 
+@takes_options()
 def install(loop: asyncio.AbstractEventLoop | None = None, **options: Unpack[RaceOptions]) -> None:
     """Make ``loop.create_connection(factory, host, port)`` race on an existing loop.
 
@@ -461,6 +469,7 @@ def _policy_class() -> type[asyncio.AbstractEventLoopPolicy]:
         ``loop_factory`` there.)
         """
 
+        @takes_options()
         def __init__(self, *, uvloop: bool = False, **options: Any) -> None:
             super().__init__()
             if uvloop:
@@ -469,6 +478,7 @@ def _policy_class() -> type[asyncio.AbstractEventLoopPolicy]:
             self._options = options_from(options)
 
         def new_event_loop(self) -> asyncio.AbstractEventLoop:
+            """A new loop whose ``create_connection`` races, with the policy's options."""
             if self._uvloop:
                 return _racing_uvloop()(self._options)
             return _RacingLoop(self._options)
@@ -482,3 +492,7 @@ def __getattr__(name: str) -> Any:
     if name == "EventLoopPolicy":
         return _policy_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "EventLoopPolicy"})

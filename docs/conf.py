@@ -45,6 +45,8 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autoclass_content = "both"  # the class docstring and __init__'s
+# the entry points list their race options under "Options:", rendered as parameters are
+napoleon_custom_sections = [("Options", "params_style")]
 # no intersphinx: the build reads nothing from the network
 
 myst_enable_extensions = ["colon_fence", "deflist"]

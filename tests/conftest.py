@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Iterator, Mapping
 
 import pytest
@@ -34,3 +35,21 @@ def pytest_asyncio_loop_factories(
 
         factories["uvloop"] = uvloop.new_event_loop
     return factories
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fuzz",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run N hypothesis examples per entry point in tests/test_fuzz.py (long fuzz runs; "
+        "same as AIOCONNLIST_FUZZ=N)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fuzz: the hypothesis fuzz of the public entry points")
+    examples = config.getoption("--fuzz")
+    if examples is not None:  # read by tests/test_fuzz.py when it is imported
+        os.environ["AIOCONNLIST_FUZZ"] = str(examples)

@@ -306,6 +306,47 @@ async def test_connector_late_aaaa_joins_running_race(server):
     assert started == ["127.0.0.2", "::1"]
 
 
+async def test_closing_the_session_mid_race_with_a_late_aaaa_is_no_stray_cancellation():
+    # The AAAA answer comes 1 s late; the race on A's black hole is still waiting for it when
+    # the session is closed. Closing cancels the late lookup; the request must end with
+    # aiohttp's "Connector is closed" (as it does for a connect in flight), not with a
+    # CancelledError nobody asked for, and at once, not after the race's own end.
+    records = {"late.test": {"AAAA": ["::1"], "A": ["127.0.0.2"]}}
+    started = asyncio.Event()
+    with black_hole_on("127.0.0.2") as port:
+        async with DelayedDNSServer(records, {"AAAA": 1.0}) as dns_server:
+            fds = fd_count()
+            connector = ConnListConnector(
+                resolver=DnsResolver(dns_server.port),
+                history=PairHistory(),
+                on_event=lambda event: started.set(),
+            )
+            session = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=60)
+            )
+            request = asyncio.ensure_future(session.get(f"http://late.test:{port}/"))
+            try:
+                await asyncio.wait_for(started.wait(), 5)  # the attempt on A is in flight
+                assert connector._resolver.late, "the AAAA lookup is still pending"
+                await session.close()
+                done, _ = await asyncio.wait([request], timeout=5)
+            finally:
+                request.cancel()
+                await session.close()
+            assert done, "the request did not end when its session was closed"
+            assert not request.cancelled(), "a stray CancelledError reached the request"
+            with pytest.raises(aiohttp.ClientConnectionError, match="Connector is closed"):
+                request.result()
+            assert not connector._racing and not connector._resolver.late
+            # the attempt and the AAAA query closed (re-read a bounded number of times: the
+            # network watcher's thread opens and closes netlink sockets of its own)
+            for _ in range(100):
+                if fd_count() == fds:
+                    break
+                await asyncio.sleep(0.01)
+            assert fd_count() == fds
+
+
 async def test_resolution_delay_none_keeps_aiohttps_single_lookup(server):
     socks = listeners_on_one_port(["127.0.0.1"])
     port = socks[0].getsockname()[1]

@@ -160,7 +160,7 @@ def test_no_sort_keeps_the_order_given(refused: str) -> None:
     finally:
         six.close()
     assert sorted_run.returncode == 0 and kept_run.returncode == 0
-    assert "(attempt 1 of 1)" in sorted_run.stdout
+    assert "(attempt 1 of 2)" in sorted_run.stdout  # two given; the first won alone
     assert "(attempt 2 of 2)" in kept_run.stdout
     assert re.search(r"^1  127\.0\.0\.1:\d+ .*refused", kept_run.stdout, re.M)
 
@@ -299,7 +299,7 @@ def test_unknown_name(private_hosts: list[str]) -> None:
 # -- terminals, pipes, signals ------------------------------------------------------------------
 
 
-def run_on_terminal(*args: str, **env: str) -> str:
+def run_on_terminal(*args: str, status: int = 0, **env: str) -> str:
     """Run the CLI with stdout on a pseudo-terminal; return what it printed there."""
     controller, terminal = pty.openpty()
     try:
@@ -321,7 +321,7 @@ def run_on_terminal(*args: str, **env: str) -> str:
             if not chunk:
                 break
             chunks.append(chunk)
-        assert process.wait(timeout=WAIT) == 0
+        assert process.wait(timeout=WAIT) == status
         assert process.stderr is not None
         process.stderr.close()
     finally:
@@ -381,25 +381,66 @@ def test_interrupt_is_one_line(black_hole: BlackHole) -> None:
         process.wait()
     assert process.returncode == 130
     assert err == "aioconnlist: interrupted\n"
-    assert out == ""
+    # what the race had done is shown: the black hole's attempt, cancelled by the interrupt
+    assert re.match(r"interrupted after [\d.]+ ms\n", out), out
+    assert re.search(rf"^1  {re.escape(addr(black_hole.address))} .*\|  cancelled ", out, re.M), out
+
+
+def test_the_live_line_shows_the_attempts_in_flight_on_a_terminal(black_hole: BlackHole) -> None:
+    target = addr(black_hole.address)
+    shown = run_on_terminal("connect", "--timeout", "0.5", target, status=1, COLUMNS="120")
+    # redrawn in place (carriage return, erase line) while the attempt is in flight...
+    assert re.search(r"\r\x1b\[Kracing: 1 in flight, 0 failed, 0\.\d s of 0\.5 s", shown), shown
+    assert f"newest #1 {target}" in shown
+    # ...and erased before the waterfall is printed
+    before, waterfall = shown.rsplit("\r\x1b[K", 1)
+    assert "racing:" in before and "racing:" not in waterfall
+    assert "timed out" in waterfall
+    piped = run_cli("connect", "--timeout", "0.5", target)
+    assert "racing" not in piped.stdout and "\r" not in piped.stdout
+
+
+def test_the_default_timeout_ends_a_black_hole() -> None:
+    from aioconnlist._cli.main import DEFAULT_TIMEOUT, build_parser, race_options
+
+    args = build_parser().parse_args(["connect", "127.0.0.1:80"])
+    assert race_options(args)["timeout"] == DEFAULT_TIMEOUT == 10.0
+    args = build_parser().parse_args(["connect", "--timeout", "none", "127.0.0.1:80"])
+    assert race_options(args)["timeout"] is None
+    assert "default: 10" in run_cli("connect", "--help").stdout
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"aioconnlist {version('aioconnlist')}\n"
 
 
 # -- demo -----------------------------------------------------------------------------------------
 
 
 def check_demo_output(text: str) -> None:
+    too_wide = [line for line in text.splitlines() if len(line) > 80]
+    assert not too_wide, "the demo fits 80 columns"
+    intro = text.split("\nRun 1: ")[0]
+    assert "Happy Eyeballs (RFC 8305) is how a client connects fast" in intro
+    assert "the next one starts while the first keeps trying" in intro
+    assert "Shows the stagger" in text and "Shows the memory" in text
+    assert "Shows a slow server" in text
     run1, rest = text.split("\nRun 1: ")[1].split("\nRun 2: ")
     run2, run3 = rest.split("\nRun 3: ")
     for word in ("black hole", "refused", "working", "slow", "local_addresses=None"):
         assert word in text
     assert "(attempt 3 of 3)" in run1
     assert re.search(r"^  1  127\.0\.0\.1:\d+ +\|=+/\|  cancelled ", run1, re.M), run1
-    assert re.search(r"^  2  127\.0\.0\.1:\d+ +\| +x\|  refused ", run1, re.M), run1
+    assert re.search(r"^  2  127\.0\.0\.1:\d+ +\| +=*x\|  refused ", run1, re.M), run1
     assert re.search(r"^  3  127\.0\.0\.1:\d+ +\| +\*\|  won ", run1, re.M), run1
     assert "#1 black hole: no answer;" in run1
     assert "#2 refused: refused in" in run1
     # the second run: history puts the working pair first, and it wins alone at once
-    assert "(attempt 1 of 1)" in run2
+    assert "(attempt 1 of 3)" in run2  # three given, the first tried won
     assert re.search(r"^  1  127\.0\.0\.1:\d+ +\|\* +\|  won ", run2, re.M), run2
     assert "#1 working: tried first" in run2
     assert "History tried run 1's winner first" in run3
@@ -408,7 +449,7 @@ def check_demo_output(text: str) -> None:
     assert "(attempt 1 of 2)" in run3
     assert re.search(r"^  1  127\.0\.0\.1:\d+ +\|=+\*\|  won ", run3, re.M), run3
     assert re.search(r"^  2  127\.0\.0\.1:\d+ +\| +=+/\|  cancelled ", run3, re.M), run3
-    assert "#1 slow: its first SYN was dropped, the retransmission answered" in run3
+    assert "#1 slow: first SYN dropped, the resent one answered" in run3
     took = float(re.search(r"connected from \S+ in ([\d.]+) ms", run3).group(1))
     assert 900 < took < 1600, run3  # Linux's initial SYN retransmission timeout is 1 s
     assert "history tried the black hole last" in run3

@@ -216,7 +216,7 @@ async def test_bad_arguments_are_invalid_argument():
             await start_connection([info("127.0.0.1", 80)], loop=other_loop)
     finally:
         other_loop.close()
-    with pytest.raises(InvalidArgument, match="bogus"):
+    with pytest.raises(TypeError, match="bogus"):  # an unknown option, as for any call
         make_start_connection(bogus=1)
     with pytest.raises(InvalidArgument, match="attempt_delay"):
         make_start_connection(attempt_delay=0)

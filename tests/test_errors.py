@@ -79,3 +79,11 @@ def test_the_subclasses_keep_their_errno() -> None:
     assert OutOfResources("x").errno == errno.ENOBUFS
     assert isinstance(InvalidArgument("x"), ValueError)
     assert isinstance(NotASocket("x"), TypeError)
+
+
+def test_the_message_is_all_str_shows() -> None:
+    # no file name: OSError would take a third constructor argument (attempts) for one
+    error = ConnectError(errno.ECONNREFUSED, "refused", ())
+    assert str(error) == f"[Errno {errno.ECONNREFUSED}] refused"
+    assert error.filename is None
+    assert str(InvalidArgument("bad", ())) == f"[Errno {errno.EINVAL}] bad"

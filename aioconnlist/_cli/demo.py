@@ -3,7 +3,7 @@
 The endpoints (all on 127.0.0.1, so any OS's loopback works):
 
 - **black hole**: a listener with ``listen(0)`` whose accept queue is filled first by our own
-  connections; the kernel then drops new SYNs, so a connect there is never answered (SPEC §6);
+  connections; the kernel then drops new SYNs, so a connect there is never answered;
 - **refused**: a port bound but not listening; the kernel answers a SYN with RST at once;
 - **working**: an ordinary listener (the kernel completes the handshake without ``accept()``);
 - **slow**: filled like the black hole, then released (its queue accepted) shortly after a
@@ -25,6 +25,7 @@ import select
 import socket
 import struct
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -59,10 +60,10 @@ SLOW_RELEASE = 0.3
 
 BLACK_HOLE, REFUSED, WORKING, SLOW = "black hole", "refused", "working", "slow"
 ROLE_NOTES = {
-    BLACK_HOLE: "full accept queue: SYNs dropped, never answered",
+    BLACK_HOLE: "full accept queue: SYNs dropped, never answers",
     REFUSED: "bound, not listening: the kernel answers RST",
     WORKING: "an ordinary listener",
-    SLOW: "first SYN dropped; answers its retransmission ~1 s later",
+    SLOW: "drops its first SYN, answers the retry ~1 s later",
 }
 
 
@@ -167,6 +168,7 @@ class Run:
     elapsed: float  # wall time of the call
     local: str | None = None
     error: ConnectError | None = None
+    given: int = 0  # how many addresses the race was given
 
     @property
     def winner(self) -> Attempt | None:
@@ -196,13 +198,12 @@ async def race_once(destinations: Sequence[Endpoint], history: PairHistory) -> R
             RUN_LIMIT,
         )
     except ConnectError as e:
-        return Run(
-            list(e.attempts) or attempts_from_events(events), time.perf_counter() - started, error=e
-        )
+        attempts = list(e.attempts) or attempts_from_events(events)
+        return Run(attempts, time.perf_counter() - started, error=e, given=len(destinations))
     elapsed = time.perf_counter() - started
     with sock:
         local = str(parse_address(sock.getsockname()))
-    return Run(attempts_from_events(events), elapsed, local)
+    return Run(attempts_from_events(events), elapsed, local, given=len(destinations))
 
 
 def _ms(seconds: float) -> str:
@@ -217,7 +218,7 @@ def explain(attempt: Attempt, role: str, run: Run, first_role: str) -> str:
     following = f"#{attempt.index + 2}" if attempt.index + 1 < len(run.attempts) else "none"
     if label == "won":
         if role == SLOW:
-            return f"{role}: its first SYN was dropped, the retransmission answered: won in {took}"
+            return f"{role}: first SYN dropped, the resent one answered: won in {took}"
         if attempt.index == 0 and role != first_role:
             return f"{role}: tried first, as history knows it works; connected in {took}"
         if len(run.attempts) == 1:
@@ -241,6 +242,7 @@ def explain(attempt: Attempt, role: str, run: Run, first_role: str) -> str:
 
 def _print_run(
     title: str,
+    shows: str,
     run: Run,
     roles: dict[Endpoint, str],
     *,
@@ -251,10 +253,12 @@ def _print_run(
     color: bool,
 ) -> None:
     out.write(f"\n{title}\n")
+    out.write("".join(f"  {line}\n" for line in textwrap.wrap(shows, 76)))
     if run.error is None:
         out.write(f"  connected from {run.local} in {_ms(run.took)}")
         won = run.winner
-        out.write(f" (attempt {won.index + 1} of {len(run.attempts)})\n" if won else "\n")
+        total = max(len(run.attempts), run.given)
+        out.write(f" (attempt {won.index + 1} of {total})\n" if won else "\n")
     else:
         out.write(f"  failed: {errno_name(run.error.errno)} {run.error.strerror}\n")
     chart = render_waterfall(run.attempts, color=color, span=span, bar_width=bar_width)
@@ -268,12 +272,14 @@ async def _demo(out: IO[str], *, color: bool, width: int) -> int:
     with LoopbackLab() as lab:
         roles = {endpoint: role for role, endpoint in lab.endpoints.items()}
         destinations = [lab.endpoints[BLACK_HOLE], lab.endpoints[REFUSED], lab.endpoints[WORKING]]
-        out.write("aioconnlist demo: four endpoints on loopback; no network, no root needed.\n")
+        out.write("aioconnlist demo: four endpoints on loopback; no network, no root needed.\n\n")
+        out.write("".join(line + "\n" for line in textwrap.wrap(INTRO, 78)))
+        out.write("\n")
         for role, endpoint in lab.endpoints.items():
             out.write(f"  {endpoint!s:<16} {role:<10}  {ROLE_NOTES[role]}\n")
         out.write(
-            f"Three runs: attempt_delay={ATTEMPT_DELAY:g} s, local_addresses=None (the kernel "
-            "picks the source),\none fresh private PairHistory shared by all three.\n"
+            f"\nThree runs: attempt_delay={ATTEMPT_DELAY:g} s, local_addresses=None (the kernel "
+            "picks\nthe source), one fresh private PairHistory shared by all three.\n"
         )
         history = PairHistory()
         first = await race_once(destinations, history)
@@ -297,9 +303,10 @@ async def _demo(out: IO[str], *, color: bool, width: int) -> int:
         ),
     )
     bar_width = max(MIN_BAR_WIDTH, min(60, width - 55))  # the rest of a row: 53 columns
-    for title, run, first_role, run_span in runs:
+    for (title, run, first_role, run_span), shows in zip(runs, RUN_SHOWS, strict=True):
         _print_run(
             title,
+            shows,
             run,
             roles,
             first_role=first_role,
@@ -316,6 +323,26 @@ async def _demo(out: IO[str], *, color: bool, width: int) -> int:
     ):
         out.write("In run 3 history tried the black hole last, and only as a backup.\n")
     return 0 if all(run.error is None for _, run, _, _ in runs) else 1
+
+
+INTRO = (
+    "Happy Eyeballs (RFC 8305) is how a client connects fast when a server has several "
+    "addresses and some of them do not answer: it tries them one after another without "
+    f"waiting for a silent one. When an attempt has no answer after a short delay (here "
+    f"{ATTEMPT_DELAY:g} s), the next one starts while the first keeps trying; an attempt that "
+    "fails starts the next one at once; the first to connect wins and every other is "
+    "closed. aioconnlist also remembers how each address did and tries the good ones first."
+)
+
+#: in plain words, what each run shows
+RUN_SHOWS = (
+    "Shows the stagger: the black hole gets its delay, then the next address starts; the "
+    "refusal moves on at once; the working one wins and the black hole is given up.",
+    "Shows the memory: the address that worked is tried first and wins at once; the black "
+    "hole is not waited for again.",
+    "Shows a slow server: nothing answers within the delay, so the second address starts as "
+    "a backup while the first keeps trying; the slow one answers first and wins.",
+)
 
 
 def summary(first: Run, second: Run, roles: dict[Endpoint, str]) -> str:

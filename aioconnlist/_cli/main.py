@@ -1,7 +1,9 @@
 """The command line: ``aioconnlist connect ADDRESS... | HOST PORT`` and ``aioconnlist demo``.
 
 Exit status: 0 connected, 1 the connection failed (the errno name and message on stderr), 2 the
-command line is wrong (one line naming the problem on stderr), 130 interrupted. No path prints
+command line is wrong (one line naming the problem on stderr), 130 interrupted (the waterfall
+of what the race had done is printed first). ``--timeout`` defaults to `DEFAULT_TIMEOUT`; on a
+terminal a live line shows the attempts in flight. No path prints
 a traceback (set AIOCONNLIST_DEBUG=1 to get one for an unexpected error).
 """
 
@@ -31,6 +33,12 @@ from ..api import connect_by_list, connect_by_name
 from .waterfall import attempt_record, attempts_from_events, render_waterfall
 
 PROG = "aioconnlist"
+#: the default --timeout (seconds). An unanswered SYN fails only after ~130 s on Linux; 10 s
+#: still lets a handshake through whose SYN was lost twice (retransmissions at 1 s and 3 s)
+#: on a slow path, and never leaves the terminal silent for two minutes on a black hole.
+DEFAULT_TIMEOUT = 10.0
+#: how often the live line (a terminal only) is redrawn while attempts are in flight
+LIVE_INTERVAL = 0.1
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 #: getaddrinfo's error codes are not errnos: name them from the socket module
@@ -52,6 +60,25 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _seconds_or_none(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    return _seconds(text)
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the installed version, read only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        import aioconnlist
+
+        sys.stdout.write(f"{PROG} {aioconnlist.__version__}\n")
+        parser.exit()
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -68,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Connect to one of many TCP endpoints, Happy Eyeballs style, and show the "
         "race as a waterfall.",
     )
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     connect = commands.add_parser(
         "connect",
@@ -82,9 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     connect.add_argument(
         "--timeout",
-        type=_seconds,
+        type=_seconds_or_none,
         metavar="SECONDS",
-        help="hard deadline for the whole race (default: none)",
+        default=DEFAULT_TIMEOUT,
+        help=f"hard deadline for the whole race (default: {DEFAULT_TIMEOUT:g}; 'none': wait as "
+        "long as the kernel does, ~130 s for an unanswered SYN)",
     )
     connect.add_argument(
         "--attempt-delay",
@@ -117,8 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help="race against local black-hole, refused and working endpoints (no network, no root)",
-        description="Build endpoints on loopback (a black hole, a refused port, a working "
-        "listener), race them twice with a private history, and explain each waterfall.",
+        description="Build four endpoints on loopback (a black hole, a refused port, a working "
+        "and a slow listener), race them three times with one private history, and explain "
+        "each waterfall.",
     )
     demo.add_argument("--no-color", action="store_true", help="no colours")
     return parser
@@ -249,11 +280,56 @@ class ConnectResult:
     local: str | None = None
     remote: str | None = None
     error: OSError | None = None
+    given: int = 0  # the addresses given (0: a name, its addresses unknown beforehand)
+    interrupted: bool = False
 
 
-async def run_connect(target: list[Endpoint] | HostPort, options: dict[str, Any]) -> ConnectResult:
-    events: list[RaceEvent] = []
+class LiveLine:
+    """One line on a terminal, redrawn while attempts are in flight: how many are running,
+    how many failed, the time so far. Nothing at all when ``out`` is not a terminal."""
+
+    def __init__(self, out: IO[str], events: list[RaceEvent], timeout: float | None) -> None:
+        self.out, self.events, self.timeout = out, events, timeout
+        self.shown = False
+
+    def text(self, elapsed: float) -> str:
+        attempts = attempts_from_events(self.events)
+        running = [a for a in attempts if a.outcome == "running"]
+        failed = sum(a.outcome == "failed" for a in attempts)
+        newest = (
+            f"; newest #{running[-1].index + 1} {running[-1].pair.destination}" if running else ""
+        )
+        limit = "" if self.timeout is None else f" of {self.timeout:g} s"
+        return f"racing: {len(running)} in flight, {failed} failed, {elapsed:.1f} s{limit}{newest}"
+
+    def draw(self, elapsed: float) -> None:
+        width = terminal_width() - 1
+        self.out.write("\r\x1b[K" + self.text(elapsed)[:width])
+        self.out.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.out.write("\r\x1b[K")
+            self.out.flush()
+            self.shown = False
+
+    async def run(self, started: float) -> None:
+        while True:
+            await asyncio.sleep(LIVE_INTERVAL)
+            self.draw(time.perf_counter() - started)
+
+
+async def run_connect(
+    target: list[Endpoint] | HostPort,
+    options: dict[str, Any],
+    events: list[RaceEvent] | None = None,
+    live: LiveLine | None = None,
+) -> ConnectResult:
+    events = [] if events is None else events
+    given = 0 if isinstance(target, HostPort) else len(target)
     started = time.perf_counter()
+    drawing = None if live is None else asyncio.ensure_future(live.run(started))
     try:
         if isinstance(target, HostPort):
             sock = await connect_by_name(
@@ -264,17 +340,27 @@ async def run_connect(target: list[Endpoint] | HostPort, options: dict[str, Any]
     except OSError as e:
         elapsed = time.perf_counter() - started
         recorded = list(getattr(e, "attempts", ()))
-        return ConnectResult(recorded or attempts_from_events(events), elapsed, error=e)
+        return ConnectResult(
+            recorded or attempts_from_events(events), elapsed, error=e, given=given
+        )
+    finally:
+        if drawing is not None:
+            drawing.cancel()
+        if live is not None:
+            live.clear()
     elapsed = time.perf_counter() - started
     with sock:
         local, remote = format_address(sock.getsockname()), format_address(sock.getpeername())
-    return ConnectResult(attempts_from_events(events), elapsed, local, remote)
+    return ConnectResult(attempts_from_events(events), elapsed, local, remote, given=given)
 
 
 def winner_line(outcome: ConnectResult) -> str:
+    """``connected from L to R in T ms (attempt n of m)``: m counts what could be tried (the
+    addresses given, or the attempts started when there were more pairs or a name)."""
     won = [a for a in outcome.attempts if a.outcome == "won"]
     took = won[0].ended if won and won[0].ended is not None else outcome.elapsed
-    which = f" (attempt {won[0].index + 1} of {len(outcome.attempts)})" if won else ""
+    total = max(len(outcome.attempts), outcome.given)
+    which = f" (attempt {won[0].index + 1} of {total})" if won else ""
     return f"connected from {outcome.local} to {outcome.remote} in {took * 1000:.1f} ms{which}"
 
 
@@ -283,8 +369,10 @@ def report_connect(
 ) -> int:
     error = outcome.error
     if as_json:
-        record: dict[str, Any] = {"connected": error is None}
-        if error is None:
+        record: dict[str, Any] = {"connected": error is None and not outcome.interrupted}
+        if outcome.interrupted:
+            record["interrupted"] = True
+        elif error is None:
             record.update(local=outcome.local, remote=outcome.remote)
         else:
             code = getattr(error, "errno", None)
@@ -293,10 +381,15 @@ def report_connect(
         record["attempts"] = [attempt_record(a) for a in outcome.attempts]
         out.write(json.dumps(record, indent=2) + "\n")
     else:
-        if error is None:
+        if outcome.interrupted:
+            out.write(f"interrupted after {outcome.elapsed * 1000:.1f} ms\n")
+        elif error is None:
             out.write(winner_line(outcome) + "\n")
         if outcome.attempts:
             out.write(render_waterfall(outcome.attempts, width=width, color=color) + "\n")
+    if outcome.interrupted:
+        out.flush()
+        return EXIT_INTERRUPTED
     if error is not None:
         out.flush()
         sys.stderr.write(f"{PROG}: {error_name(error)}: {error_message(error)}\n")
@@ -324,9 +417,28 @@ def _main(argv: list[str] | None) -> int:
         return run_demo(sys.stdout, color=color, width=terminal_width())
     target = parse_targets(args.targets)
     options = race_options(args)
+    events: list[RaceEvent] = []
+    on_terminal = not args.json and sys.stdout.isatty()
+    live = LiveLine(sys.stdout, events, options["timeout"]) if on_terminal else None
+    started = time.perf_counter()
     store = None if args.no_history else _state_history()
     try:
-        outcome = asyncio.run(run_connect(target, options))
+        outcome = asyncio.run(run_connect(target, options, events, live))
+    except KeyboardInterrupt:
+        # Ctrl-C: the race was cancelled (every socket closed); show what it had done
+        if live is not None:
+            live.clear()
+        given = 0 if isinstance(target, HostPort) else len(target)
+        outcome = ConnectResult(
+            attempts_from_events(events),
+            time.perf_counter() - started,
+            given=given,
+            interrupted=True,
+        )
+        report_connect(
+            outcome, as_json=args.json, color=color, width=terminal_width(), out=sys.stdout
+        )
+        raise
     finally:
         if store is not None:
             store.flush()  # one write per run, after the race

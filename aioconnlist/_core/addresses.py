@@ -1,6 +1,6 @@
 """Remote and local addresses: parsing every accepted form into one `Endpoint` type.
 
-Accepted forms (SPEC §1): ``(ip, port)``, ``(ip6, port, flowinfo, scope_id)``,
+Accepted forms: ``(ip, port)``, ``(ip6, port, flowinfo, scope_id)``,
 ``"192.0.2.1:80"``, ``"[2001:db8::1]:443"``, ``"[fe80::1%eth0]:80"``, getaddrinfo 5-tuples and
 `Endpoint` itself. ``::ffff:a.b.c.d`` is IPv4. Host names are refused: they need
 `connect_by_name`. Everything malformed raises `InvalidArgument` naming the problem.
@@ -55,6 +55,7 @@ class Endpoint:
 
     @property
     def family(self) -> socket.AddressFamily:
+        """AF_INET6 or AF_INET (an ``::ffff:a.b.c.d`` address is IPv4)."""
         return self._family
 
     def sockaddr(self, family: int | None = None) -> tuple[Any, ...]:
@@ -86,6 +87,18 @@ class Endpoint:
         return f"[{self.ip}{zone}]:{self.port}"
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to about ``limit`` characters: error messages name a bad input
+    without echoing all of it (a megabyte string, a list of thousands)."""
+    try:
+        text = repr(value)
+    except Exception:  # a broken __repr__ of a foreign object
+        text = f"<{type(value).__name__}>"
+    if len(text) > limit:
+        text = f"{text[: limit - 15]}...({len(text)} chars)"
+    return text
+
+
 def _zone_name(scope_id: int) -> str:
     try:
         return socket.if_indextoname(scope_id)
@@ -106,9 +119,11 @@ def _zone_index(zone: str, text: object) -> int:
         try:
             index = socket.if_nametoindex(zone)
         except (OSError, ValueError):  # ValueError: NUL byte or unencodable name
-            raise InvalidArgument(f"unknown interface {zone!r} in address {text!r}") from None
+            raise InvalidArgument(
+                f"unknown interface {shown(zone)} in address {shown(text)}"
+            ) from None
     if not 0 <= index < 2**32:
-        raise InvalidArgument(f"zone index {index} in address {text!r} is out of range")
+        raise InvalidArgument(f"zone index {shown(index)} in address {shown(text)} is out of range")
     return index
 
 
@@ -123,16 +138,16 @@ def parse_ip(text: object, *, what: str = "address") -> tuple[IPAddress, int]:
             ip = ipaddress.ip_address(literal)
         except ValueError:
             raise InvalidArgument(
-                f"{what} {text!r} is not an IP address; "
+                f"{what} {shown(text)} is not an IP address; "
                 "host names need aioconnlist.connect_by_name(host, port)"
             ) from None
         if percent and ip.version == 4:
-            raise InvalidArgument(f"{what} {text!r}: a zone (%...) is only valid for IPv6")
+            raise InvalidArgument(f"{what} {shown(text)}: a zone (%...) is only valid for IPv6")
         if percent and not zone:
-            raise InvalidArgument(f"{what} {text!r}: empty zone after '%'")
+            raise InvalidArgument(f"{what} {shown(text)}: empty zone after '%'")
         scope = _zone_index(zone, text) if zone else 0
     else:
-        raise InvalidArgument(f"{what} {text!r} is not an IP address string")
+        raise InvalidArgument(f"{what} {shown(text)} is not an IP address string")
     if ip.version == 6:
         if ip.ipv4_mapped is not None:
             return ip.ipv4_mapped, 0
@@ -149,9 +164,9 @@ def _port(value: object, text: object) -> int:
         if number is not None:
             value = number
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgument(f"port {value!r} in {text!r} is not an integer")
+        raise InvalidArgument(f"port {shown(value)} in {shown(text)} is not an integer")
     if not 0 < value < 65536:
-        raise InvalidArgument(f"port {value} in {text!r} is out of range 1..65535")
+        raise InvalidArgument(f"port {shown(value)} in {shown(text)} is out of range 1..65535")
     return value
 
 
@@ -159,16 +174,16 @@ def _from_string(text: str) -> Endpoint:
     if text.startswith("["):
         host, sep, port = text[1:].partition("]:")
         if not sep:
-            raise InvalidArgument(f"address {text!r} must look like '[2001:db8::1]:443'")
+            raise InvalidArgument(f"address {shown(text)} must look like '[2001:db8::1]:443'")
         ip, scope = parse_ip(host)
         if ip.version == 4 and not host.lower().startswith("::ffff:"):
-            raise InvalidArgument(f"address {text!r}: brackets are for IPv6 addresses")
+            raise InvalidArgument(f"address {shown(text)}: brackets are for IPv6 addresses")
     else:
         host, sep, port = text.rpartition(":")
         if not sep:
-            raise InvalidArgument(f"address {text!r} has no port; write it as 'ip:port'")
+            raise InvalidArgument(f"address {shown(text)} has no port; write it as 'ip:port'")
         if ":" in host:
-            raise InvalidArgument(f"IPv6 address {text!r} needs brackets: '[ip]:port'")
+            raise InvalidArgument(f"IPv6 address {shown(text)} needs brackets: '[ip]:port'")
         ip, scope = parse_ip(host)
     return Endpoint(ip, _port(port, text), 0, scope)
 
@@ -178,7 +193,7 @@ def _from_tuple(value: tuple[Any, ...], text: object) -> Endpoint:
         value = value[4]
     if len(value) not in (2, 4):
         raise InvalidArgument(
-            f"address {text!r} must be (ip, port), (ip, port, flowinfo, scope_id) "
+            f"address {shown(text)} must be (ip, port), (ip, port, flowinfo, scope_id) "
             "or a getaddrinfo 5-tuple"
         )
     ip, scope = parse_ip(value[0])
@@ -186,12 +201,14 @@ def _from_tuple(value: tuple[Any, ...], text: object) -> Endpoint:
     flowinfo = 0
     if len(value) == 4:
         if ip.version == 4 and not str(value[0]).lower().startswith("::ffff:"):
-            raise InvalidArgument(f"address {text!r}: a 4-tuple is for IPv6 only")
+            raise InvalidArgument(f"address {shown(text)}: a 4-tuple is for IPv6 only")
         flowinfo, scope_id = value[2], value[3]
         if not _is_int(flowinfo) or not 0 <= flowinfo < 2**20:
-            raise InvalidArgument(f"flowinfo {flowinfo!r} in {text!r} is not a 20-bit integer")
+            raise InvalidArgument(
+                f"flowinfo {shown(flowinfo)} in {shown(text)} is not a 20-bit integer"
+            )
         if not _is_int(scope_id) or not 0 <= scope_id < 2**32:
-            raise InvalidArgument(f"scope_id {scope_id!r} in {text!r} is not an integer")
+            raise InvalidArgument(f"scope_id {shown(scope_id)} in {shown(text)} is not an integer")
         scope = scope_id or scope
         if ip.version == 4:
             flowinfo, scope = 0, 0
@@ -231,7 +248,7 @@ def _parse(value: object) -> Endpoint:
         return _from_tuple(value, value)
     if isinstance(value, list):
         return _from_tuple(tuple(value), value)
-    raise InvalidArgument(f"address {value!r} is neither a tuple nor an 'ip:port' string")
+    raise InvalidArgument(f"address {shown(value)} is neither a tuple nor an 'ip:port' string")
 
 
 def parse_address(value: object) -> Endpoint:
@@ -248,8 +265,12 @@ def parse_address(value: object) -> Endpoint:
 # list of servers). A hit needs every element to be the very object parsed before, and only
 # lists whose elements are deeply immutable (see `_cacheable`, or Endpoints) are kept, so the
 # same objects cannot parse differently. The cache holds its elements: their ids stay theirs.
+# Bounded by what it holds: at most `LIST_CACHE_ENDPOINTS` endpoints in all (a list longer than a
+# quarter of that is not kept), and at most `_LIST_CACHE_SIZE` lists.
 _LIST_CACHE: dict[tuple[int, int, int], tuple[tuple[object, ...], list[Endpoint]]] = {}
 _LIST_CACHE_SIZE = 256
+LIST_CACHE_ENDPOINTS = 32_768
+_list_cache_endpoints = 0
 
 
 def parse_addresses(values: Iterable[object] | object) -> list[Endpoint]:
@@ -267,7 +288,7 @@ def parse_addresses(values: Iterable[object] | object) -> list[Endpoint]:
         values, Iterable
     ):
         raise InvalidArgument(
-            f"addresses must be a list of addresses, not {type(values).__name__} {values!r}"
+            f"addresses must be a list of addresses, not {type(values).__name__} {shown(values)}"
         )
     seen: dict[Endpoint, None] = {}
     for value in values:  # type: ignore[union-attr]
@@ -294,9 +315,18 @@ def _parse_list(
             immutable = False
             seen.setdefault(_parse(value), None)
     result = list(seen)
-    if immutable:
-        if len(_LIST_CACHE) >= _LIST_CACHE_SIZE:
+    if immutable and len(items) <= LIST_CACHE_ENDPOINTS // 4:
+        global _list_cache_endpoints
+        old = _LIST_CACHE.pop(key, None)
+        if old is not None:
+            _list_cache_endpoints -= len(old[0])
+        if (
+            len(_LIST_CACHE) >= _LIST_CACHE_SIZE
+            or _list_cache_endpoints + len(items) > LIST_CACHE_ENDPOINTS
+        ):
             _LIST_CACHE.clear()
+            _list_cache_endpoints = 0
         _LIST_CACHE[key] = (tuple(items), result)
+        _list_cache_endpoints += len(items)
         return list(result)
     return result

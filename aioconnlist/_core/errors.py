@@ -1,4 +1,4 @@
-"""The error family (SPEC §2.5, §3) and the choice of which error a failed race reports.
+"""The error family and the choice of which error a failed race reports.
 
 `ConnectError` is an `OSError`; the argument, not-a-socket and timeout cases are also
 `ValueError`, `TypeError` and `TimeoutError`, so callers may catch what they already know.
@@ -48,9 +48,11 @@ class ConnectError(OSError):
     attempts: tuple[Attempt, ...]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> ConnectError:
+        # (OSError.__new__ gets no more than two arguments: from a third it would take a file
+        # name, which str() then shows; __init__ sets the fields as OSError(code, message))
         if cls is ConnectError and args and isinstance(args[0], int):
-            return super().__new__(_BY_ERRNO.get(args[0], ConnectError), *args, **kwargs)
-        return super().__new__(cls, *args, **kwargs)
+            return super().__new__(_BY_ERRNO.get(args[0], ConnectError), *args[:2])
+        return super().__new__(cls, *args[:2])
 
     def __init__(self, code: int, message: str, attempts: Sequence[Attempt] = ()) -> None:
         super().__init__(code, message)
@@ -75,14 +77,17 @@ def _rebuild(
 
 
 class InvalidArgument(ConnectError, ValueError):
-    """EINVAL: the call's arguments cannot work (SPEC §3 WSAEINVAL)."""
+    """EINVAL: the call's arguments cannot work (``WSAEINVAL``; also a ``ValueError``)."""
 
     def __init__(self, message: str, attempts: Sequence[Attempt] = ()) -> None:
         super().__init__(_errno.EINVAL, message, attempts)
 
 
 class NotASocket(ConnectError, TypeError):
-    """ENOTSOCK: what was given as a socket is not an open socket (SPEC §3 WSAENOTSOCK)."""
+    """ENOTSOCK: what was given as a socket is not an open socket (``WSAENOTSOCK``).
+
+    Also a ``TypeError``.
+    """
 
     def __init__(self, message: str, attempts: Sequence[Attempt] = ()) -> None:
         super().__init__(_errno.ENOTSOCK, message, attempts)

@@ -25,6 +25,7 @@ class Attempt:
 
     @property
     def duration(self) -> float | None:
+        """Seconds from start to end; ``None`` while it runs."""
         return None if self.ended is None else self.ended - self.started
 
 

@@ -280,6 +280,7 @@ class PairHistory:
 
     def record_success(self, pair: Pair, rtt: float, now: float) -> None:
         """A connect on ``pair`` succeeded after ``rtt`` seconds."""
+        _finite(now)
         if type(rtt) is not float or not 0.0 <= rtt < math.inf:  # (every connect comes here)
             if isinstance(rtt, bool) or not isinstance(rtt, (int, float)) or not rtt >= 0:
                 raise InvalidArgument(f"rtt must be a non-negative number of seconds, not {rtt!r}")
@@ -336,6 +337,7 @@ class PairHistory:
 
     def record_failure(self, pair: Pair, kind: FailureKind, now: float) -> None:
         """An attempt on ``pair`` failed (``soft``: still unanswered when another pair won)."""
+        _finite(now)
         if kind not in FAILURE_KINDS:
             raise InvalidArgument(
                 f"failure kind {kind!r} is not one of {', '.join(sorted(FAILURE_KINDS))}"
@@ -409,7 +411,7 @@ class PairHistory:
             failures = min(rec.failures, _MAX_COUNTED_FAILURES)
             return FAILURE_RANK + 4 * failures + _SEVERITY[rec.failure_kind or "error"]
         if success and rec.srtt is not None:
-            bucket = min(int(rec.srtt * _RTT_BUCKETS_PER_SECOND), -SUCCESS_RANK - 1)
+            bucket = int(min(rec.srtt * _RTT_BUCKETS_PER_SECOND, -SUCCESS_RANK - 1))
             return SUCCESS_RANK + bucket
         return 0
 
@@ -427,6 +429,7 @@ class PairHistory:
         unexpired failure at least as recent as the last success (more failures, and silent
         ones, rank later).
         """
+        _finite(now)
         key = _pair_key(pair)
         with self._lock:
             rec = self._get_locked(key)
@@ -436,6 +439,7 @@ class PairHistory:
 
     def ranks(self, pairs: Iterable[Pair], now: float) -> list[int]:
         """`rank` of each pair, under one lock acquisition (the planner's hot path)."""
+        _finite(now)
         keys = [_pair_key(p) for p in pairs]
         with self._lock:
             if not self._pairs and not self._dormant and not self._kernel:
@@ -454,6 +458,7 @@ class PairHistory:
     def rto(self, pair: Pair, now: float) -> float | None:
         """srtt + 4*rttvar of the pair's successes, ``None`` when unknown or expired (or when a
         failure is more recent than the last success)."""
+        _finite(now)
         key = _pair_key(pair)
         with self._lock:
             rec = self._get_locked(key)
@@ -483,6 +488,7 @@ class PairHistory:
         Until then, while `order_version` stays the same, `ranks` of ``pairs`` and
         `demoted_paths` give what they give at ``now``.
         """
+        _finite(now)
         until = math.inf
         successes = 0
         keys = [_pair_key(p) for p in pairs]
@@ -544,12 +550,14 @@ class PairHistory:
     ) -> bool:
         """True when this family through this source recently black-holed towards several
         destinations while the other family worked: new destinations of it go after the other."""
+        _finite(now)
         key = (_source_int(source), int(family))
         with self._lock:
             return self._path_demoted_locked(key, now)
 
     def demoted_paths(self, now: float) -> frozenset[tuple[IPAddress | None, socket.AddressFamily]]:
         """Every (source, family) for which `path_demoted` is True at ``now``."""
+        _finite(now)
         with self._lock:
             demoted = [k for k in self._paths if self._path_demoted_locked(k, now)]
         result: set[tuple[IPAddress | None, socket.AddressFamily]] = set()
@@ -859,6 +867,7 @@ class PairHistory:
 
     def stats(self, pair: Pair, now: float) -> PairStats | None:
         """What is known of ``pair`` at ``now`` (``None``: never recorded or evicted)."""
+        _finite(now)
         key = _pair_key(pair)
         with self._lock:
             rec = self._get_locked(key)
@@ -866,6 +875,7 @@ class PairHistory:
 
     def snapshot(self, now: float) -> list[PairStats]:
         """Every recorded pair at ``now``, least recently recorded first."""
+        _finite(now)
         with self._lock:
             return [self._stats_locked(rec, now) for rec in self._pairs.values()]
 
@@ -885,6 +895,12 @@ class PairHistory:
             f"PairHistory(pairs={pairs}/{self.max_pairs}, paths={paths}, "
             f"failure_ttl={self.failure_ttl:g}, success_ttl={self.success_ttl:g})"
         )
+
+
+def _finite(now: float) -> None:
+    """Refuse a ``now`` that is not a finite time (``inf`` would make evidence permanent)."""
+    if not -math.inf < now < math.inf:  # (NaN fails too)
+        raise InvalidArgument(f"now must be a finite number of seconds, not {now!r}")
 
 
 _AF4 = int(socket.AF_INET)

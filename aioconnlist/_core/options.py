@@ -1,12 +1,19 @@
-"""The options every entry point takes (SPEC §1), validated once into an `Options` value."""
+"""The options every entry point takes, validated once into an `Options` value.
+
+`RaceOptions` (a ``TypedDict``) is the one definition of the option set: its keys, their types
+(for type checkers, through ``**options: Unpack[RaceOptions]``) and, with the defaults of
+`make_options`, what ``inspect.signature`` and ``help()`` show for every entry point
+(`takes_options`)."""
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 
 from .addresses import parse_ip
 from .errors import InvalidArgument
@@ -23,7 +30,8 @@ if TYPE_CHECKING:
 
     __all__ = ["ConnectOptions", "RaceOptions", "Unpack"]
 
-#: RFC 8305 §8 constants (SPEC §5)
+#: RFC 8305 §8: Connection Attempt Delay 250 ms (floor 10 ms, recommended minimum 100 ms),
+#: Resolution Delay 50 ms, First Address Family Count 1
 ATTEMPT_DELAY = 0.25
 MIN_ATTEMPT_DELAY = 0.01
 RECOMMENDED_MIN_ATTEMPT_DELAY = 0.1
@@ -112,6 +120,15 @@ def _number(name: str, value: object) -> float:
     return float(value)
 
 
+def peer_attempt_delay(value: object) -> object:
+    """A Happy Eyeballs delay given the way asyncio and aiohappyeyeballs take it (``0`` and
+    other values below the RFC 8305 floor included) as our ``attempt_delay``: a number below
+    `MIN_ATTEMPT_DELAY` is raised to it; anything else is left for `make_options` to judge."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+        return max(float(value), MIN_ATTEMPT_DELAY)
+    return value
+
+
 def make_options(
     *,
     local_addresses: LocalAddressesOption = "auto",
@@ -129,6 +146,8 @@ def make_options(
         timeout = _number("timeout", timeout)
         if timeout < 0:
             raise InvalidArgument(f"timeout must not be negative, got {timeout}")
+        if timeout == math.inf:
+            timeout = None  # no deadline (a poll(2) or a timer cannot take an infinite one)
     attempt_delay = _number("attempt_delay", attempt_delay)
     if attempt_delay < MIN_ATTEMPT_DELAY:
         raise InvalidArgument(
@@ -186,14 +205,48 @@ _OPTIONS_CACHE: dict[tuple[tuple[str, type, object], ...], Options] = {}
 _OPTIONS_CACHE_SIZE = 64
 
 
+#: option names of other connection libraries, and ours that mean the same
+OTHER_LIBRARY_NAMES: Mapping[str, str] = {
+    "happy_eyeballs_delay": "attempt_delay",  # asyncio, aiohappyeyeballs, aiohttp, trio, anyio
+    "delay": "attempt_delay",
+    "connection_attempt_delay": "attempt_delay",
+    "local_addr": "local_addresses",  # asyncio.loop.create_connection
+    "local_address": "local_addresses",  # httpcore, anyio
+    "source_address": "local_addresses",  # socket.create_connection, http.client, urllib3
+    "local_addr_infos": "local_addresses",  # aiohappyeyeballs
+    "local_host": "local_addresses",  # anyio.connect_tcp
+    "bind_address": "local_addresses",
+    "timeout_s": "timeout",
+    "connect_timeout": "timeout",  # httpx / urllib3 Timeout(connect=...)
+    "sock_connect": "timeout",  # aiohttp.ClientTimeout
+    "first_address_family_count": "interleave",  # RFC 8305's name
+}
+
+
+def _hint(name: str, known: Iterable[str]) -> str:
+    ours = OTHER_LIBRARY_NAMES.get(name)
+    if ours is not None:
+        return f"another library's name; here it is {ours}="
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return f"did you mean {close[0]}=?" if close else ""
+
+
+def unknown_options_error(unknown: Iterable[str], known: Iterable[str] = OPTION_NAMES) -> TypeError:
+    """The TypeError for unknown option names: each named, with a hint where one helps (a
+    misspelling, or another library's name for one of ours), and the known options listed."""
+    known = sorted(known)
+    parts = []
+    for name in sorted(unknown):
+        hint = _hint(name, known)
+        parts.append(f"{name!r} ({hint})" if hint else repr(name))
+    return TypeError(f"unknown option(s) {', '.join(parts)}; the options are {', '.join(known)}")
+
+
 def check_option_names(kwargs: Mapping[str, Any]) -> None:
     """An unknown option is a TypeError, as for any Python call, that names the known ones."""
     unknown = kwargs.keys() - OPTION_NAMES
     if unknown:
-        raise TypeError(
-            f"unknown option(s) {', '.join(map(repr, sorted(unknown)))}; "
-            f"the options are {', '.join(sorted(OPTION_NAMES))}"
-        )
+        raise unknown_options_error(unknown)
 
 
 def options_from(kwargs: Mapping[str, Any]) -> Options:
@@ -228,3 +281,83 @@ def split_options(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     ours = {k: v for k, v in kwargs.items() if k in OPTION_NAMES}
     rest = {k: v for k, v in kwargs.items() if k not in OPTION_NAMES}
     return ours, rest
+
+
+# -- what inspect.signature and help() show --------------------------------------------------
+
+#: every option's default: those of `make_options` (checked against `RaceOptions` below)
+OPTION_DEFAULTS: Mapping[str, object] = {
+    name: parameter.default
+    for name, parameter in inspect.signature(make_options).parameters.items()
+}
+if OPTION_DEFAULTS.keys() != OPTION_NAMES:  # pragma: no cover - a programming error
+    raise AssertionError("make_options and RaceOptions must name the same options")
+
+
+#: the aliases of `RaceOptions`, spelled out for help()
+_SHOWN = {
+    "LocalAddressesOption": "Literal['auto'] | None | Iterable[str | tuple | LocalAddress]",
+    "EventCallback | None": "Callable[[RaceEvent], object] | None",
+}
+
+
+def _annotation(options_type: type, name: str) -> object:
+    annotation = inspect.get_annotations(options_type).get(name, inspect.Parameter.empty)
+    text = getattr(annotation, "__forward_arg__", annotation)  # a string, as written
+    return _SHOWN.get(text, text) if isinstance(text, str) else text
+
+
+def option_parameters(
+    options_type: type = RaceOptions, defaults: Mapping[str, object] | None = None
+) -> list[inspect.Parameter]:
+    """The keyword-only parameters of ``options_type``'s keys (a `RaceOptions`-like TypedDict),
+    in its order, annotated as written there, with the defaults of `make_options` (or
+    ``defaults`` where an entry point's own differ)."""
+    keys = options_type.__optional_keys__ | options_type.__required_keys__  # type: ignore[attr-defined]
+    names = [n for n in OPTION_DEFAULTS if n in keys]  # make_options' order: the table's
+    names += sorted(keys - set(names))  # (a TypedDict beyond the race options)
+    chosen = {**OPTION_DEFAULTS, **(defaults or {})}
+    return [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=chosen.get(name, inspect.Parameter.empty),
+            annotation=_annotation(options_type, name),
+        )
+        for name in names
+    ]
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def takes_options(
+    options_type: type = RaceOptions,
+    *,
+    defaults: Mapping[str, object] | None = None,
+    extra: Iterable[inspect.Parameter] = (),
+) -> Callable[[_F], _F]:
+    """Decorate a function whose ``**options`` are ``Unpack[options_type]``: its
+    ``__signature__`` (what ``inspect.signature``, ``help()`` and IDEs show) lists each
+    option as a keyword-only parameter with its default, in place of ``**options``.
+
+    Parameters the function declares itself keep their place (``timeout`` of the blocking
+    functions). ``extra`` adds more keyword-only parameters (another library's, which the
+    function takes through the same ``**``). The function itself is returned unchanged
+    otherwise: no wrapper, no cost per call.
+    """
+
+    def decorate(func: _F) -> _F:
+        signature = inspect.signature(func)
+        own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        taken = {p.name for p in own}
+        added = [p for p in option_parameters(options_type, defaults) if p.name not in taken]
+        added += [p for p in extra if p.name not in taken | {a.name for a in added}]
+        before = [p for p in own if p.kind is not p.KEYWORD_ONLY]
+        keyword = [p for p in own if p.kind is p.KEYWORD_ONLY]
+        func.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[*before, *keyword, *added]
+        )
+        return func
+
+    return decorate

@@ -41,6 +41,7 @@ class Pair:
 
     @property
     def effective_source(self) -> IPAddress | None:
+        """The source the attempt uses: the bound one, else the kernel's choice (if known)."""
         return self.source.ip if self.source is not None else self.kernel_source
 
     @property
@@ -90,7 +91,7 @@ class SourceView:
     nat64: Mapping[IPAddress, IPAddress] = field(default_factory=dict)
 
 
-# --- suitability of a (source, destination) pair (SPEC §2.1) ----------------------------------
+# --- suitability of a (source, destination) pair (never attempted when unsuitable) ---------------
 
 LOOPBACK, LINK_LOCAL, WIDER = 0, 1, 2
 
@@ -139,7 +140,7 @@ def explicit_source_usable(source: LocalAddress, destination: Endpoint) -> bool:
 
 
 def source_usable(source: LocalAddress, destination: Endpoint) -> bool:
-    """Whether binding ``source`` can reach ``destination`` usefully (SPEC §2.1).
+    """Whether binding ``source`` can reach ``destination`` usefully.
 
     Same family; the destination usable at all; loopback and link-local sources only to
     destinations of the same kind (link-local: the same zone when both zones are known).

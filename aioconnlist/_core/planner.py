@@ -1,6 +1,6 @@
 """plan_pairs: rank every usable (source, destination) pair (sans-I/O, deterministic).
 
-Order of the plan (SPEC §2.1-2.2):
+Order of the plan:
 
 1. Pairs that cannot work are never produced (`pairs.source_usable`,
    `pairs.destination_usable`); duplicate destinations are dropped (first one kept).
@@ -28,8 +28,8 @@ Order of the plan (SPEC §2.1-2.2):
    as one list and history is not consulted.
 4. Modes "auto"/"kernel": every destination's kernel-choice pair, then (auto) the alternate
    sources of every destination in the same destination order — except that (``sort=True``)
-   a kernel-choice pair with failure evidence goes after the alternates without any (SPEC
-   §2.7: what just black-holed is tried after the others). Alternates of one destination
+   a kernel-choice pair with failure evidence goes after the alternates without any (what
+   just black-holed is tried after the others). Alternates of one destination
    are ordered (``sort=True``) by: no failure evidence first, non-deprecated, path not demoted,
    history rank, same
    scope as the destination, same label, longest common prefix, machine order. Mode
@@ -272,7 +272,7 @@ def _failed_last(
 ) -> list[Pair]:
     """Kernel-choice pairs with failure evidence go after the alternates without any.
 
-    SPEC §2.7: a pair that just black-holed is tried after the others next time. On a
+    A pair that just black-holed is tried after the others next time. On a
     multi-homed host whose kernel-chosen source is broken, this is what makes the second
     connection go through the working interface at once instead of after the attempt delay.
     """

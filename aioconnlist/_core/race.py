@@ -6,7 +6,7 @@ error a lost race reports. It never touches a socket or a clock: the driver feed
 what to start next and when to wake up. That is what lets tests replay a race in virtual time
 with exact timings.
 
-Rules (SPEC §2.3-2.5, §2.7):
+Rules (staggering, first success wins, all fail, history):
 - the first attempt starts at once; the next one when the newest attempt fails (at once) or
   when its attempt delay has elapsed, whichever comes first;
 - the delay after a pair whose RTT history knows shrinks to srtt + 4*rttvar, clamped to
@@ -106,6 +106,7 @@ class Race:
         self.next_start = now
         self.winner: Attempt | None = None
         self.timed_out = False
+        self._callback_failed = False  # the first exception of on_event is logged in full
         self.backup_attempts = backup_attempts and not math.isinf(attempt_delay)
         self._backed_up: set[Pair] = set()
 
@@ -243,7 +244,7 @@ class Race:
             evidence
             and not attempt.backup
             and self.history is not None
-            and waited > self._delays[attempt.index]
+            and waited >= self._delays[attempt.index] - _CLOCK_STEP
         ):
             self.history.record_failure(attempt.pair, "soft", now)
         self._end(attempt, outcome, now)
@@ -264,8 +265,21 @@ class Race:
             return
         try:
             self.on_event(RaceEvent.of(kind, attempt, now - self.origin))
-        except Exception:  # a broken callback must not leak sockets
-            logger.exception("aioconnlist on_event callback raised")
+        except Exception as exc:  # a broken callback must not leak sockets
+            # One traceback per race is enough to find the bug; the rest, briefly, at debug.
+            if not self._callback_failed:
+                self._callback_failed = True
+                logger.exception("aioconnlist on_event callback raised (once per race)")
+            else:
+                logger.debug("aioconnlist on_event callback raised again: %r", exc)
+
+
+#: The coarsest loop clock (uvloop's: 1 ms steps): an attempt beaten by the one its delay
+#: started, within the same step, was silent for the whole delay all the same.
+_CLOCK_STEP = 0.001
+
+#: at most this many destinations are named in an error message (the rest: "+N more")
+_SHOWN_DESTINATIONS = 4
 
 
 def delay_after(
@@ -291,16 +305,31 @@ def _newest_first(attempt: Attempt) -> int:
 
 
 def describe_attempts(attempts: Sequence[Attempt]) -> str:
-    parts = []
+    """A short summary for an error message: the outcomes counted by kind and the destinations
+    (at most a few). Local source addresses are never named (a VPN, LAN or container address is
+    not for an application to show its users by accident); every pair, source and error is in
+    the error's ``.attempts``."""
+    if not attempts:
+        return ""
+    counts: dict[str, int] = {}
+    destinations: dict[str, None] = {}
     for a in attempts:
         err = a.error
-        what = f"{errno_name(err.errno)} {err.strerror or err}" if err is not None else a.outcome
-        parts.append(f"{a.pair}: {what}")
-    return "; ".join(parts)
+        what = errno_name(err.errno) if err is not None and err.errno else a.outcome
+        if err is not None and not err.errno:
+            what = type(err).__name__
+        counts[what] = counts.get(what, 0) + 1
+        destinations.setdefault(str(a.pair.destination), None)
+    outcome = ", ".join(f"{n} {what}" for what, n in counts.items())
+    named = list(destinations)
+    shown = ", ".join(named[:_SHOWN_DESTINATIONS])
+    if len(named) > _SHOWN_DESTINATIONS:
+        shown += f" (+{len(named) - _SHOWN_DESTINATIONS} more)"
+    return f"{outcome}; to {shown} (each attempt in .attempts)"
 
 
 def race_error(attempts: Sequence[Attempt], *, timed_out: bool, untried: int = 0) -> ConnectError:
-    """The error a race that connected nothing reports (SPEC §2.5).
+    """The error a race that connected nothing reports.
 
     Pure: the caller raises it. ``errno`` is that of the last attempt to fail, ETIMEDOUT when the
     deadline ended the race, ENOBUFS when the last failure was a resource shortage.

@@ -6,7 +6,7 @@ which also identifies the family (parse_ip never yields an IPv6 ``::ffff:`` addr
 
 Decisions where the RFC leaves room:
 
-- Scopes (SPEC §5): IPv6 link-local ``fe80::/10`` and loopback ``::1`` are link-local (2,
+- Scopes: IPv6 link-local ``fe80::/10`` and loopback ``::1`` are link-local (2,
   RFC 6724 §3.1 treats the loopback as link-local), deprecated site-local ``fec0::/10`` is
   site-local (5), multicast takes the scope nibble of the address, everything else is global
   (14), unique-local ``fc00::/7`` included. IPv4 ``127/8`` and ``169.254/16`` are link-local,
@@ -41,7 +41,7 @@ class PolicyEntry(NamedTuple):
     label: int
 
 
-#: RFC 6724 §2.1 default policy table (SPEC §5), in the RFC's order
+#: RFC 6724 §2.1 default policy table, in the RFC's order
 POLICY_TABLE: tuple[PolicyEntry, ...] = tuple(
     PolicyEntry(ipaddress.IPv6Network(prefix), precedence, label)
     for prefix, precedence, label in (

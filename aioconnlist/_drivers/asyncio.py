@@ -1,25 +1,33 @@
 """The asyncio driver: runs a `Race` with real sockets.
 
-Design: one function, `race`, owns every socket it creates. Each attempt is one task that
-creates nothing but awaits ``sock_connect`` on a socket made *before* the task starts, so the
-driver can account for every socket whatever happens to the task. The loop alternates between
-asking the `Race` what to start (it knows the schedule, the deadline and history) and waiting for
-the first of: an attempt finishing, the next start time or deadline, a late destination
-(``more_destinations``). The ``finally`` block is the only exit: it cancels what is still
-running, waits for those tasks to finish, and closes every socket that is not the winner's -
-including one that connected in the same loop tick as the winner, or just before the cancel.
+Design: one function, `race`, owns every socket it creates. An attempt is no task: it is a
+non-blocking connect on a socket made by the driver and a writer callback that queues the
+outcome and wakes the race (`_Attempts`), so the driver accounts for every socket whatever
+happens. The loop alternates between asking the `Race` what to start (it knows the schedule,
+the deadline and history) and waiting for the first of: an attempt finishing, the next start
+time or deadline, a late destination (``more_destinations``). The ``finally`` block is the only
+exit: it removes the writers and closes every socket that is not the winner's - including one
+that connected in the same loop tick as the winner - in the same loop turn, with no task to
+wait for (a busy thread would stretch every extra turn). Whatever ends the race (an interrupt
+from ``on_event``, a cancellation during the cleanup) the winner is returned or closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
+import errno
+import functools
 import math
 import socket
+import threading
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from .._core.addresses import Endpoint
+from .._core.errors import ConnectTimeout, InvalidArgument
 from .._core.events import Attempt
 from .._core.options import Options
 from .._core.pairs import Pair
@@ -30,10 +38,6 @@ from .._io.sources import invalidate
 from .planning import new_race, no_usable_pair, plan_race
 from .sockets import SocketFactory, default_socket_factory, open_attempt_socket
 from .timeouts import expired, timeout_at
-
-
-async def _connect(sock: socket.socket, address: tuple[Any, ...], in_flight: bool = False) -> None:
-    await _sock_connect(asyncio.get_running_loop(), sock, address, in_flight=in_flight)
 
 
 async def _sock_connect(
@@ -163,6 +167,119 @@ def _connect_done(fut: asyncio.Future[bool], sock: socket.socket, address: objec
         fut.set_exception(OSError(err, f"Connect call failed {address}"))
 
 
+class _Attempts:
+    """The attempts in flight: non-blocking connects watched by writer callbacks, no tasks.
+
+    A finished attempt is queued in `done` and wakes the race. Closing an attempt is
+    synchronous (remove the writer, close the socket), so the cleanup after a win or at the
+    deadline takes no loop turn. Loops without ``add_writer`` (Windows' proactor) and socket
+    subclasses (an SSLSocket must be refused as asyncio refuses it) use a task running
+    ``loop.sock_connect``; only those are waited for when closed.
+    """
+
+    __slots__ = ("done", "loop", "running", "tasks", "wake")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.running: dict[int, tuple[Attempt, socket.socket]] = {}  # by attempt index
+        self.tasks: dict[int, asyncio.Future[None]] = {}
+        self.done: collections.deque[tuple[Attempt, socket.socket, BaseException | None]]
+        self.done = collections.deque()
+        self.wake: asyncio.Future[None] | None = None
+
+    def start(self, attempt: Attempt, sock: socket.socket, address: tuple[Any, ...]) -> None:
+        if type(sock) is socket.socket:
+            try:
+                sock.connect(address)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as e:
+                self.finish(attempt, sock, e)
+                return
+            else:
+                self.finish(attempt, sock, None)
+                return
+            fd = sock.fileno()
+            try:
+                self.loop.add_writer(fd, self._writable, attempt, sock, fd, address)
+            except NotImplementedError:
+                pass
+            else:
+                self.running[attempt.index] = (attempt, sock)
+                return
+        task = asyncio.ensure_future(self.loop.sock_connect(sock, address))
+        self.running[attempt.index] = (attempt, sock)
+        self.tasks[attempt.index] = task
+        task.add_done_callback(functools.partial(self._task_done, attempt, sock))
+
+    def watch(self, attempt: Attempt, sock: socket.socket, address: tuple[Any, ...]) -> None:
+        """Watch a connect that is already in flight on the plain socket ``sock``."""
+        self.running[attempt.index] = (attempt, sock)
+        self.loop.add_writer(sock.fileno(), self._writable, attempt, sock, sock.fileno(), address)
+
+    def _writable(
+        self, attempt: Attempt, sock: socket.socket, fd: int, address: tuple[Any, ...]
+    ) -> None:
+        try:
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except (BlockingIOError, InterruptedError):
+            return  # still connecting: called again when writable
+        except OSError as exc:
+            self.loop.remove_writer(fd)
+            self.running.pop(attempt.index, None)
+            self.finish(attempt, sock, exc)
+            return
+        self.loop.remove_writer(fd)
+        self.running.pop(attempt.index, None)
+        self.finish(
+            attempt, sock, None if err == 0 else OSError(err, f"Connect call failed {address}")
+        )
+
+    def _task_done(self, attempt: Attempt, sock: socket.socket, task: asyncio.Future[None]) -> None:
+        if self.tasks.pop(attempt.index, None) is None:
+            return  # closed meanwhile
+        self.running.pop(attempt.index, None)
+        error = asyncio.CancelledError() if task.cancelled() else task.exception()
+        self.finish(attempt, sock, error)
+
+    def finish(self, attempt: Attempt, sock: socket.socket, error: BaseException | None) -> None:
+        self.done.append((attempt, sock, error))
+        self.notify()
+
+    def notify(self, _arg: object = None) -> None:
+        wake = self.wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def close(self) -> list[asyncio.Future[None]]:
+        """Close every attempt (running or finished but not taken); return the tasks that
+        must still be awaited (the ``sock_connect`` fallback only)."""
+        pending = []
+        for index, (_attempt, sock) in self.running.items():
+            task = self.tasks.pop(index, None)
+            if task is not None:
+                task.cancel()
+                pending.append((task, sock))
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                self.loop.remove_writer(sock.fileno())
+            sock.close()
+        self.running.clear()
+        while self.done:
+            self.done.popleft()[1].close()
+        tasks = []
+        for task, sock in pending:
+            # closed once the task is done: its writer is removed by then, so the descriptor
+            # number cannot be reused while asyncio still watches it
+            task.add_done_callback(functools.partial(_close_after, sock))
+            tasks.append(task)
+        return tasks
+
+
+def _close_after(sock: socket.socket, _task: object) -> None:
+    sock.close()
+
+
 async def race(
     destinations: Sequence[Endpoint],
     options: Options,
@@ -183,16 +300,13 @@ async def race(
     known = list(destinations)
     if nat64_needed(known):
         known = list(await through_nat64_async(known, loop))
-    pairs = plan_race(known, options, start) if known else []
+    pairs = await _plan(known, options, start, loop) if known else []
     if not pairs and more_destinations is None:
-        raise no_usable_pair(known)
+        raise no_usable_pair(known, options)
     if len(pairs) == 1 and more_destinations is None:
         return await _one_pair(pairs[0], options, factory, loop, start)
     state = new_race(pairs, options, start, more=more_destinations is not None)
-    return await _run(state, options, factory, loop, {}, known, more_destinations)
-
-
-_Running = dict[asyncio.Future[Any], tuple[Attempt, socket.socket]]
+    return await _run(state, options, factory, loop, None, known, more_destinations)
 
 
 async def _run(
@@ -200,71 +314,154 @@ async def _run(
     options: Options,
     factory: SocketFactory,
     loop: asyncio.AbstractEventLoop,
-    running: _Running,
+    in_flight: tuple[Attempt, socket.socket, tuple[Any, ...]] | None,
     known: list[Endpoint],
     more_destinations: AsyncIterator[Sequence[Endpoint]] | None,
 ) -> tuple[socket.socket, Pair]:
-    """Drive ``state`` until it ends; ``running``: attempts already in flight."""
+    """Drive ``state`` until it ends; ``in_flight``: an attempt whose connect already began."""
+    attempts = _Attempts(loop)
+    if in_flight is not None:
+        attempts.watch(*in_flight)
     feed: asyncio.Future[Any] | None = None
     if more_destinations is not None:
         feed = asyncio.ensure_future(_next_batch(more_destinations))
+        feed.add_done_callback(attempts.notify)
     winner: socket.socket | None = None
+    in_hand: socket.socket | None = None  # a finished attempt's socket, between queue and verdict
     try:
         while True:
             now = loop.time()
+            while attempts.done:
+                attempt, in_hand, error = attempts.done.popleft()
+                if error is None and state.connected(attempt, now):
+                    winner, in_hand = in_hand, None
+                    break
+                in_hand.close()  # failed, or connected in the same tick as the winner
+                in_hand = None
+                if error is not None:
+                    state.failed(attempt, _as_oserror(error), now)
+            if state.finished:
+                break
+            if feed is not None and feed.done():
+                batch: Sequence[Endpoint] | None = feed.result()
+                if batch is None:
+                    feed = None
+                    state.no_more_pairs()
+                else:
+                    assert more_destinations is not None
+                    feed = asyncio.ensure_future(_next_batch(more_destinations))
+                    feed.add_done_callback(attempts.notify)
+                    seen = set(known)
+                    known.extend(d for d in batch if d not in seen)
+                    state.add_pairs(await _plan(known, options, now, loop), now)
+                    now = loop.time()
             if state.deadline is not None and now >= state.deadline:
                 state.time_out(now)
                 break
-            while (attempt := state.start_due(now)) is not None:
+            while not attempts.done and (due := state.start_due(now)) is not None:
                 try:
-                    sock = open_attempt_socket(factory, attempt.pair)
+                    sock, address = _open(factory, due.pair)
                 except OSError as e:
-                    state.failed(attempt, e, loop.time())
+                    state.failed(due, e, now)  # the same `now`: the next one starts at once
                     continue
-                address = attempt.pair.destination.sockaddr(sock.family)
-                running[asyncio.ensure_future(_connect(sock, address))] = (attempt, sock)
+                attempts.start(due, sock, address)
             if state.finished:
                 break
-            waitables: set[asyncio.Future[Any]] = set(running)
-            if feed is not None:
-                waitables.add(feed)
+            if attempts.done:
+                continue
             wake = state.wake_at()
-            done, _ = await asyncio.wait(
-                waitables,
-                timeout=None if wake is None else max(0.0, wake - loop.time()),
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            now = loop.time()
-            for fut in done:
-                if feed is not None and fut is feed:
-                    batch: Sequence[Endpoint] | None = feed.result()
-                    if batch is None:
-                        feed = None
-                        state.no_more_pairs()
-                    else:
-                        assert more_destinations is not None
-                        feed = asyncio.ensure_future(_next_batch(more_destinations))
-                        known.extend(d for d in batch if d not in known)
-                        state.add_pairs(plan_race(known, options, now), now)
-                    continue
-                attempt, sock = running.pop(fut)
-                error = fut.exception()
-                if error is None and state.connected(attempt, now):
-                    winner = sock
-                elif error is None:
-                    sock.close()  # connected in the same tick as the winner
-                else:
-                    sock.close()
-                    state.failed(attempt, _as_oserror(error), now)
+            attempts.wake = loop.create_future()
+            timer = None if wake is None else loop.call_at(wake, attempts.notify)
+            try:
+                await attempts.wake
+            finally:
+                attempts.wake = None
+                if timer is not None:
+                    timer.cancel()
     except BaseException:
-        state.cancel(loop.time())
+        if in_hand is not None:
+            in_hand.close()
+        if winner is not None:
+            winner.close()
+            winner = None
+        with contextlib.suppress(BaseException):  # (an on_event interrupt: the first one counts)
+            state.cancel(loop.time())
         raise
     finally:
-        await _cleanup(running, feed)
+        tasks = attempts.close()
+        if feed is not None:
+            feed.remove_done_callback(attempts.notify)
+            feed.cancel()
+            tasks.append(feed)
+        if tasks:
+            try:
+                await _wait_all(tasks)
+            except BaseException:  # cancelled while the losers were being cleaned up
+                if winner is not None:
+                    winner.close()
+                raise
     if winner is not None and state.winner is not None:
         return winner, state.winner.pair
     invalidate()  # the network may have changed: re-learn sources next time
     raise state.error()
+
+
+async def _wait_all(tasks: list[asyncio.Future[Any]]) -> None:
+    await asyncio.wait(tasks)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: no "exception never retrieved" warning
+
+
+def _open(factory: SocketFactory, pair: Pair) -> tuple[socket.socket, tuple[Any, ...]]:
+    """The attempt socket of ``pair`` and the address it connects to. A socket that cannot
+    reach the destination (a ``socket_factory`` of the wrong family) is closed and fails the
+    attempt."""
+    sock = open_attempt_socket(factory, pair)
+    try:
+        return sock, pair.destination.sockaddr(sock.family)
+    except InvalidArgument:
+        sock.close()
+        raise OSError(
+            errno.EAFNOSUPPORT, f"the attempt socket (family {sock.family!r}) cannot reach it"
+        ) from None
+
+
+# Destination lists longer than this are planned in a worker thread, in chunks, so that the
+# deadline holds and the loop keeps running while thousands of kernel choices are probed.
+_LARGE_PLAN = 2048
+
+
+async def _plan(
+    destinations: list[Endpoint], options: Options, now: float, loop: asyncio.AbstractEventLoop
+) -> list[Pair]:
+    """`plan_race`, on the loop for usual lists, in a worker thread for very long ones: the
+    deadline (``options.timeout`` from ``now``) covers planning, and planning stops at it."""
+    if len(destinations) <= _LARGE_PLAN:
+        return plan_race(destinations, options, now)
+    stop = threading.Event()
+    planned = loop.run_in_executor(
+        None, functools.partial(plan_race, destinations, options, now, stop=stop.is_set)
+    )
+    try:
+        if options.timeout is None:
+            return await planned
+        remaining = options.timeout - (loop.time() - now)
+        done, _ = await asyncio.wait([planned], timeout=max(0.0, remaining))
+        if not done:
+            raise ConnectTimeout(
+                f"timed out planning {len(destinations)} destinations; no attempt was started"
+            )
+        return planned.result()
+    finally:
+        stop.set()
+        if not planned.done():
+            planned.add_done_callback(_retrieve)
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 async def _one_pair(
@@ -293,12 +490,11 @@ async def _one_pair(
         )
     in_flight = False
     try:
-        sock = open_attempt_socket(factory, pair)
+        sock, address = _open(factory, pair)
     except OSError as e:
         state = state or new_race([pair], options, origin)
         state.failed(attempt or _start(state, started), e, loop.time())
     else:
-        address = pair.destination.sockaddr(sock.family)
         try:
             if deadline is None:
                 in_flight = await _sock_connect(loop, sock, address, backup_at)
@@ -324,10 +520,7 @@ async def _one_pair(
             if in_flight:  # silent for the backup delay: the full race takes over
                 state = state or new_race([pair], options, origin)
                 attempt = attempt or _start(state, started)
-                running: _Running = {
-                    asyncio.ensure_future(_connect(sock, address, True)): (attempt, sock)
-                }
-                return await _run(state, options, factory, loop, running, [], None)
+                return await _run(state, options, factory, loop, (attempt, sock, address), [], None)
             now = loop.time()
             if attempt is not None and state is not None:
                 state.connected(attempt, now)
@@ -359,23 +552,3 @@ def _as_oserror(error: BaseException) -> OSError:
     wrapped = OSError(str(error))
     wrapped.__cause__ = error
     return wrapped
-
-
-async def _cleanup(
-    running: dict[asyncio.Future[Any], tuple[Attempt, socket.socket]],
-    feed: asyncio.Future[Any] | None,
-) -> None:
-    """Cancel every unfinished attempt (and the destination feed), wait for them, close sockets."""
-    pending = list(running)
-    if feed is not None:
-        pending.append(feed)
-    for fut in pending:
-        fut.cancel()
-    try:
-        if pending:
-            await asyncio.wait(pending)
-    finally:
-        for _attempt, sock in running.values():
-            sock.close()
-        if feed is not None and feed.done() and not feed.cancelled():
-            feed.exception()  # retrieved: no "exception never retrieved" warning

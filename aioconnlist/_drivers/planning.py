@@ -4,21 +4,36 @@ the `Race` that runs it."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .._core.addresses import Endpoint
-from .._core.errors import InvalidArgument
+from .._core.addresses import Endpoint, IPAddress
+from .._core.errors import (
+    RESOURCE_ERRNOS,
+    ConnectError,
+    ConnectTimeout,
+    InvalidArgument,
+    OutOfResources,
+)
 from .._core.history import PairHistory
 from .._core.options import Options
-from .._core.pairs import Pair
+from .._core.pairs import (
+    LINK_LOCAL,
+    LOOPBACK,
+    WIDER,
+    Pair,
+    SourceView,
+    destination_usable,
+    locality,
+)
 from .._core.planner import plan_pairs
 from .._core.race import Race
 from .._io import history_file, network
 from .._io.nat64 import synthesized_map
-from .._io.sources import gather_sources_until, invalidate, sources_generation
+from .._io.sources import gather_sources_until, invalidate, machine_addresses, sources_generation
 
 # PairHistory.open, AIOCONNLIST_HISTORY, history partitions per network; and sources are
 # re-read when the kernel reports an address or route change
@@ -44,12 +59,31 @@ _PlanKey = tuple[object, ...]
 # the sources (kernel choices and local addresses, both cached with an expiry) and the history
 # (which tells through `order_version`/`order_valid_until` when its ranking could differ). A hit
 # is the very plan that planning afresh would give, at the cost of one list comparison.
+# Bounded by what it holds, not only by its count of plans: at most `PLAN_CACHE_PAIRS` pairs in
+# all, and a plan larger than a quarter of that is not kept (planning it costs far more than a
+# cache miss on it saves).
 _PLAN_CACHE: dict[_PlanKey, _CachedPlan] = {}
 _PLAN_CACHE_SIZE = 128
+PLAN_CACHE_PAIRS = 32_768
+_plan_cache_pairs = 0
+# Kernel choices are probed this many destinations at a time, with a look at ``stop`` between.
+_CHUNK = 512
 
 
-def plan_race(destinations: Sequence[Endpoint], options: Options, now: float) -> list[Pair]:
-    """The ranked pairs for ``destinations`` (``now``: the history's time), cached."""
+def plan_race(
+    destinations: Sequence[Endpoint],
+    options: Options,
+    now: float,
+    *,
+    stop: Callable[[], bool] | None = None,
+) -> list[Pair]:
+    """The ranked pairs for ``destinations`` (``now``: the history's time), cached.
+
+    ``stop``: polled while the sources of a long list are gathered; when it turns true,
+    planning ends with `ConnectTimeout`. A shortage of descriptors or memory while the sources
+    are gathered is `OutOfResources`; another OSError a `ConnectError` of its errno.
+    """
+    global _plan_cache_pairs
     history = options.history
     key: _PlanKey = (
         len(destinations),
@@ -72,7 +106,16 @@ def plan_race(destinations: Sequence[Endpoint], options: Options, now: float) ->
     ):
         return cached.pairs
     version = None if history is None else history.order_version
-    view, sources_until = gather_sources_until(destinations, options.local_addresses)
+    try:
+        view, sources_until = _gather(destinations, options, stop)
+    except ConnectError:
+        raise
+    except OSError as exc:  # e.g. EMFILE while the interfaces are enumerated
+        raise as_connect_error(exc, "reading the local addresses") from exc
+    if stop is not None and stop():
+        raise ConnectTimeout(
+            f"timed out planning {len(destinations)} destinations; no attempt was started"
+        )
     synthesized = synthesized_map(destinations)
     if synthesized:
         view = dataclasses.replace(view, nat64=synthesized)
@@ -91,12 +134,54 @@ def plan_race(destinations: Sequence[Endpoint], options: Options, now: float) ->
         history_until, successes = history.order_valid_until(pairs, now)
         if successes < 2:  # RTT moves of a single successful pair reorder nothing
             version = (version[0], -1)
-    if len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE:
+    if len(pairs) > PLAN_CACHE_PAIRS // 4 or stop is not None:
+        return pairs  # (``stop``: planned in a worker thread, which leaves the cache alone)
+    old = _PLAN_CACHE.pop(key, None)
+    if old is not None:
+        _plan_cache_pairs -= len(old.pairs)
+    if len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE or _plan_cache_pairs + len(pairs) > PLAN_CACHE_PAIRS:
         _PLAN_CACHE.clear()
+        _plan_cache_pairs = 0
     _PLAN_CACHE[key] = _CachedPlan(
         list(destinations), generation, sources_until, version, now, history_until, pairs
     )
+    _plan_cache_pairs += len(pairs)
     return pairs
+
+
+def _gather(
+    destinations: Sequence[Endpoint], options: Options, stop: Callable[[], bool] | None
+) -> tuple[SourceView, float]:
+    """`gather_sources_until`, in chunks with a look at ``stop`` between them."""
+    if stop is None or len(destinations) <= _CHUNK:
+        return gather_sources_until(destinations, options.local_addresses)
+    kernel_choice: dict[IPAddress, IPAddress | None] = {}
+    routes: dict[tuple[IPAddress, IPAddress], int] = {}
+    until = math.inf
+    view = None
+    for i in range(0, len(destinations), _CHUNK):
+        if stop():
+            raise ConnectTimeout(
+                f"timed out planning {len(destinations)} destinations; no attempt was started"
+            )
+        view, chunk_until = gather_sources_until(
+            destinations[i : i + _CHUNK], options.local_addresses
+        )
+        kernel_choice.update(view.kernel_choice)
+        routes.update(view.routes)
+        until = min(until, chunk_until)
+    assert view is not None
+    return dataclasses.replace(view, kernel_choice=kernel_choice, routes=routes), until
+
+
+def as_connect_error(exc: OSError, what: str = "") -> ConnectError:
+    """A bare OSError from outside the race (no descriptor for a probe socket...), as the error
+    family: `OutOfResources` (ENOBUFS) for a shortage of memory or descriptors, a
+    `ConnectError` of its own errno otherwise. ``what``: what it kept from being done."""
+    detail = f"{what}: {exc.strerror or exc}" if what else str(exc.strerror or exc)
+    if exc.errno in RESOURCE_ERRNOS:
+        return OutOfResources(f"out of resources: {detail}")
+    return ConnectError(exc.errno or errno.EIO, detail)
 
 
 def _history_unchanged(version: tuple[int, int] | None, history: PairHistory | None) -> bool:
@@ -106,9 +191,44 @@ def _history_unchanged(version: tuple[int, int] | None, history: PairHistory | N
     return version[0] == current[0] and (version[1] == -1 or version[1] == current[1])
 
 
-def no_usable_pair(destinations: Sequence[Endpoint]) -> InvalidArgument:
-    shown = ", ".join(str(d) for d in destinations[:8]) + (", ..." if len(destinations) > 8 else "")
-    return InvalidArgument(f"no usable (source, destination) pair for {shown}")
+_KIND = {LOOPBACK: "loopback", LINK_LOCAL: "link-local", WIDER: "global"}
+
+
+def _why_unusable(destination: Endpoint, local: object) -> str:
+    """Why no pair can reach ``destination`` with the sources ``local`` (Options' form)."""
+    ip = destination.ip
+    if not destination_usable(destination):
+        return f"{ip} is IPv6 link-local and has no zone (write it [{ip}%eth0]:{destination.port})"
+    if not isinstance(local, tuple):
+        return "no source reaches it"
+    family = [s for s in local if s.ip.version == ip.version]
+    if not family:
+        return f"no IPv{ip.version} address among local_addresses (a source must be of its family)"
+    kind = _KIND[locality(ip)]
+    kinds = sorted({_KIND[locality(s.ip)] for s in family})
+    return (
+        f"it is {kind} and the IPv{ip.version} local_addresses are {'/'.join(kinds)}: "
+        "loopback and link-local sources reach only destinations of their own kind"
+    )
+
+
+def no_usable_pair(
+    destinations: Sequence[Endpoint], options: Options | None = None
+) -> InvalidArgument:
+    """The error for a race with nothing to attempt, saying why for each destination (a
+    family mismatch, a link-local address without zone, sources of the wrong kind) and which
+    explicit sources are not addresses of this machine."""
+    local = None if options is None else options.local_addresses
+    reasons = [f"{d}: {_why_unusable(d, local)}" for d in destinations[:8]]
+    if len(destinations) > 8:
+        reasons.append(f"and {len(destinations) - 8} more")
+    message = "no usable (source, destination) pair: " + "; ".join(reasons)
+    if isinstance(local, tuple):
+        machine = {a.ip for a in machine_addresses()}
+        foreign = [str(s) for s in local if s.ip not in machine]
+        if foreign:
+            message += f" (not an address of this machine: {', '.join(foreign)})"
+    return InvalidArgument(message)
 
 
 def new_race(pairs: Sequence[Pair], options: Options, origin: float, more: bool = False) -> Race:

@@ -214,9 +214,16 @@ def race(
     if sockets.own is None or sockets.own_family == socket.AF_INET6:
         destinations = list(through_nat64(destinations))  # (an AF_INET socket cannot use it)
     start = clock()
-    pairs = plan_race(destinations, options, start)
+    stop = None
+    if options.timeout is not None and len(destinations) > 512:  # the deadline covers planning
+        end = start + options.timeout
+
+        def stop() -> bool:
+            return clock() >= end
+
+    pairs = plan_race(destinations, options, start, stop=stop)
     if not pairs:
-        raise no_usable_pair(destinations)
+        raise no_usable_pair(destinations, options)
     if len(pairs) == 1 and options.timeout is None and options.on_event is None:
         return _one_pair(pairs[0], options, sockets, start), pairs[0]
     state = new_race(pairs, options, start)

@@ -5,6 +5,7 @@ connect)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import sys
 from collections.abc import Callable
@@ -28,6 +29,8 @@ def open_attempt_socket(factory: SocketFactory, pair: Pair) -> socket.socket:
     """A non-blocking socket for ``pair`` from ``factory``, bound to its explicit source."""
     sock = factory(pair)
     try:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):  # a factory's wrong socket
+            raise OSError(errno.EAFNOSUPPORT, f"the attempt socket is of family {sock.family!r}")
         sock.setblocking(False)
         if pair.source is not None:
             if _HAS_BIND_NO_PORT and sock.family in (socket.AF_INET, socket.AF_INET6):

@@ -15,6 +15,7 @@ import socket
 
 from .._core.addresses import Endpoint, parse_address, parse_ip
 from .._core.errors import InvalidArgument, NameResolutionError
+from .resolve import localhost_answer
 
 __all__ = ["resolve_blocking"]
 
@@ -47,6 +48,11 @@ def resolve_blocking(
             if family not in (socket.AF_UNSPEC, found.family):
                 raise InvalidArgument(f"{host} is not an address of family {family}")
             return [found]
+        if family != socket.AF_UNSPEC and isinstance(port, int):
+            # one family: the system resolver would ask DNS for a localhost name's AAAA
+            local = localhost_answer(host, port, family)
+            if local is not None:
+                return local
     try:
         infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
     except socket.gaierror as exc:

@@ -1,4 +1,4 @@
-"""Name resolution (SPEC §4, RFC 8305 §3): the resolvers and the staging of their answers.
+"""Name resolution (RFC 8305 §3): the resolvers and the staging of their answers.
 
 AAAA and A are asked concurrently, one resolver call per family. Racing starts as soon as a
 positive AAAA answer arrives, or `RESOLUTION_DELAY` (50 ms) after a positive A answer that came
@@ -21,8 +21,9 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from .._core.addresses import Endpoint, parse_address, parse_ip
+from .._core.addresses import Endpoint, parse_address, parse_ip, shown
 from .._core.errors import ExceptionGroup, InvalidArgument, NameResolutionError
+from .._core.extras import missing_extra
 from .._core.options import RESOLUTION_DELAY
 
 if TYPE_CHECKING:
@@ -45,7 +46,9 @@ class Resolver(Protocol):
 
     async def resolve(
         self, host: str, port: int, family: socket.AddressFamily
-    ) -> Sequence[Endpoint]: ...
+    ) -> Sequence[Endpoint]:
+        """The addresses of ``host`` in ``family`` (AF_INET6 or AF_INET), with ``port``."""
+        ...
 
 
 def endpoints(items: Iterable[object]) -> list[Endpoint]:
@@ -53,14 +56,39 @@ def endpoints(items: Iterable[object]) -> list[Endpoint]:
     return list(dict.fromkeys(parse_address(item) for item in items))
 
 
+_LOOPBACK: dict[int, str] = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
+
+
+def localhost_answer(host: str, port: int, family: int) -> list[Endpoint] | None:
+    """The loopback address of ``family`` when ``host`` is ``localhost`` or a name under it
+    (RFC 6761 §6.3: such names are never sent to DNS); ``None`` for any other name.
+
+    A lookup of one family at a time would otherwise ask DNS for the AAAA record of
+    ``localhost`` wherever /etc/hosts has no ``::1 localhost`` line (Debian's default), sending
+    a query for a name that must not leave the host.
+    """
+    name = host.rstrip(".").lower()
+    if name != "localhost" and not name.endswith(".localhost"):
+        return None
+    if family == socket.AF_UNSPEC:
+        return [parse_address((_LOOPBACK[f], port)) for f in FAMILIES]
+    ip = _LOOPBACK.get(family)
+    return [] if ip is None else [parse_address((ip, port))]
+
+
 class SystemResolver:
     """The system's getaddrinfo, one call per family, run in the loop's default executor.
 
     No ``AI_ADDRCONFIG``: whether a destination is reachable is the planner's business (it
-    learns the kernel's route per destination), not the resolver's.
+    learns the kernel's route per destination), not the resolver's. ``localhost`` names are
+    answered with the loopback addresses, never looked up (`localhost_answer`).
     """
 
     async def resolve(self, host: str, port: int, family: socket.AddressFamily) -> list[Endpoint]:
+        """getaddrinfo(host, port, family) in the loop's thread pool, as endpoints."""
+        local = localhost_answer(host, port, family)
+        if local is not None:
+            return local
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(
             host, port, family=family, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
@@ -106,10 +134,8 @@ class AiodnsResolver:
     def __init__(self, nameservers: Sequence[str] | None = None, **channel_options: Any) -> None:
         try:
             import aiodns  # noqa: F401
-        except ImportError:
-            raise ImportError(
-                "AiodnsResolver needs the aiodns package: pip install aiodns"
-            ) from None
+        except ImportError as exc:
+            raise missing_extra(exc, "aiodns", "aioconnlist.AiodnsResolver") from exc
         if isinstance(nameservers, str):
             raise InvalidArgument(f"nameservers must be a list of strings, not {nameservers!r}")
         self.nameservers = list(nameservers) if nameservers is not None else None
@@ -129,6 +155,7 @@ class AiodnsResolver:
         return channel
 
     async def resolve(self, host: str, port: int, family: socket.AddressFamily) -> list[Endpoint]:
+        """One AAAA (AF_INET6) or A (AF_INET) query through c-ares, as endpoints."""
         import aiodns
 
         try:
@@ -315,19 +342,21 @@ def check_host(host: object) -> str:
     if isinstance(host, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         return str(host)
     if not isinstance(host, str):
-        raise InvalidArgument(f"host must be a string, not {type(host).__name__} {host!r}")
+        raise InvalidArgument(f"host must be a string, not {type(host).__name__} {shown(host)}")
     if not host.strip():
         raise InvalidArgument("host is empty")
     return host
 
 
 def check_port(port: object) -> int:
-    if isinstance(port, str) and port.isdigit():
+    """A port number 1..65535: an int, or a string of at most 5 ASCII digits (no '²', no '٣',
+    no 5,000-digit numbers)."""
+    if isinstance(port, str) and port.isascii() and port.isdigit() and len(port) <= 5:
         port = int(port)
     if isinstance(port, bool) or not isinstance(port, int):
-        raise InvalidArgument(f"port {port!r} is not an integer")
+        raise InvalidArgument(f"port {shown(port)} is not an integer")
     if not 0 < port < 65536:
-        raise InvalidArgument(f"port {port} is out of range 1..65535")
+        raise InvalidArgument(f"port {shown(port)} is out of range 1..65535")
     return port
 
 

@@ -3,7 +3,7 @@
 Two short caches (``CACHE_TTL`` seconds, on ``time.monotonic()``) keep this off the hot path:
 the enumerated interface addresses, and the kernel's source per destination IP. `invalidate()`
 drops both; the driver calls it after a race in which every pair failed, so a changed network
-is seen at the next call (SPEC §2.8 "a short cache, refreshed on failure").
+is seen at the next call (a short cache, refreshed when a connect fails).
 
 The pure parts — `/proc/net/if_inet6` parsing and the selection of usable interface addresses —
 do no I/O and are tested on literal data; the pair suitability rules are the core's
