@@ -11,6 +11,7 @@ cache, connection pool and limits, proxies, TLS, fingerprints, traces, and its e
 certificate and SSL errors mapped as aiohttp maps them).
 
 What changes:
+
 - the TCP connect is our race (RFC 6724 + history ranking, staggered attempts, every loser
   closed), once per connection: aiohttp's own second round over the remaining addresses
   after a failed happy-eyeballs pass is not done on top of it;
