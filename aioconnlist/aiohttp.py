@@ -11,6 +11,7 @@ cache, connection pool and limits, proxies, TLS, fingerprints, traces, and its e
 certificate and SSL errors mapped as aiohttp maps them).
 
 What changes:
+
 - the TCP connect is our race (RFC 6724 + history ranking, staggered attempts, every loser
   closed), once per connection: aiohttp's own second round over the remaining addresses
   after a failed happy-eyeballs pass is not done on top of it;
@@ -33,17 +34,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import os
-import re
 import socket
 import ssl
 import sys
-import warnings
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from ._core.extras import missing_extra
+from ._core.extras import check_supported, missing_extra
 
 try:
     import aiohttp
@@ -86,19 +84,18 @@ _OLDEST, _NEWEST = (3, 10), (3, 14)
 
 
 def _check_version(version: str) -> None:
-    match = re.match(r"(\d+)\.(\d+)", version)
-    found = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
-    if _OLDEST <= found <= _NEWEST:
-        return
-    message = (
-        f"aioconnlist.aiohttp supports aiohttp {SUPPORTED_AIOHTTP}, not {version}: it overrides "
-        "the private TCPConnector._wrap_create_connection, whose contract other versions may "
-        "not keep. Install a supported aiohttp, or set AIOCONNLIST_AIOHTTP_ANY_VERSION=1 to try."
+    check_supported(
+        version,
+        _OLDEST,
+        _NEWEST,
+        message=(
+            f"aioconnlist.aiohttp supports aiohttp {SUPPORTED_AIOHTTP}, not {version}: it "
+            "overrides the private TCPConnector._wrap_create_connection, whose contract other "
+            "versions may not keep. Install a supported aiohttp, or set "
+            "AIOCONNLIST_AIOHTTP_ANY_VERSION=1 to try."
+        ),
+        override="AIOCONNLIST_AIOHTTP_ANY_VERSION",
     )
-    if os.environ.get("AIOCONNLIST_AIOHTTP_ANY_VERSION") == "1":
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
-        return
-    raise ImportError(message)
 
 
 _check_version(aiohttp.__version__)

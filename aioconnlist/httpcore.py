@@ -43,11 +43,8 @@ import asyncio
 import dataclasses
 import ipaddress
 import math
-import os
-import re
 import socket
 import time
-import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -64,6 +61,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from . import blocking
 from ._core.errors import InvalidArgument
+from ._core.extras import check_supported
 from ._core.options import RESOLUTION_DELAY, Options, RaceOptions, make_options
 from ._core.pairs import Pair
 from ._drivers.by_name import race_by_name
@@ -86,21 +84,20 @@ SocketOption = (
 
 
 def _check_version(version: str) -> None:
-    match = re.match(r"(\d+)\.(\d+)", version)
-    found = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
-    if _OLDEST <= found <= _NEWEST and hasattr(anyio.abc.SocketStream, "from_socket"):
-        return
-    message = (
-        f"aioconnlist.httpcore supports httpcore {SUPPORTED_HTTPCORE} with anyio>=4.10, not "
-        f"httpcore {version} / anyio {getattr(anyio, '__version__', '?')}: it reuses "
-        "httpcore's private stream classes (httpcore._backends) and anyio's "
-        "SocketStream.from_socket. Install them with pip install 'aioconnlist[httpx]', or "
-        "set AIOCONNLIST_HTTPCORE_ANY_VERSION=1 to try."
+    check_supported(
+        version,
+        _OLDEST,
+        _NEWEST,
+        works=hasattr(anyio.abc.SocketStream, "from_socket"),
+        message=(
+            f"aioconnlist.httpcore supports httpcore {SUPPORTED_HTTPCORE} with anyio>=4.10, not "
+            f"httpcore {version} / anyio {getattr(anyio, '__version__', '?')}: it reuses "
+            "httpcore's private stream classes (httpcore._backends) and anyio's "
+            "SocketStream.from_socket. Install them with pip install 'aioconnlist[httpx]', or "
+            "set AIOCONNLIST_HTTPCORE_ANY_VERSION=1 to try."
+        ),
+        override="AIOCONNLIST_HTTPCORE_ANY_VERSION",
     )
-    if os.environ.get("AIOCONNLIST_HTTPCORE_ANY_VERSION") == "1":
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
-        return
-    raise ImportError(message)
 
 
 _check_version(httpcore.__version__)

@@ -31,9 +31,6 @@ names ``pip install 'aioconnlist[httpx]'``.
 
 from __future__ import annotations
 
-import os
-import re
-import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +41,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         f"aioconnlist.httpx needs httpx ({exc}): pip install 'aioconnlist[httpx]'"
     ) from exc
 
+from ._core.extras import check_supported
 from ._core.options import RESOLUTION_DELAY, RaceOptions
 from ._io.resolve import Resolver
 from .httpcore import SUPPORTED_HTTPCORE, AsyncNetworkBackend, NetworkBackend, SocketOption
@@ -58,20 +56,18 @@ _OLDEST, _NEWEST = (0, 27), (0, 28)
 
 
 def _check_version(version: str) -> None:
-    match = re.match(r"(\d+)\.(\d+)", version)
-    found = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
-    if _OLDEST <= found <= _NEWEST:
-        return
-    message = (
-        f"aioconnlist.httpx supports httpx {SUPPORTED_HTTPX}, not {version}: it sets the "
-        "network backend of the httpcore pool httpx builds, whose construction other versions "
-        "may change. Install a supported httpx (pip install 'aioconnlist[httpx]'), or set "
-        "AIOCONNLIST_HTTPX_ANY_VERSION=1 to try."
+    check_supported(
+        version,
+        _OLDEST,
+        _NEWEST,
+        message=(
+            f"aioconnlist.httpx supports httpx {SUPPORTED_HTTPX}, not {version}: it sets the "
+            "network backend of the httpcore pool httpx builds, whose construction other "
+            "versions may change. Install a supported httpx (pip install 'aioconnlist[httpx]'), "
+            "or set AIOCONNLIST_HTTPX_ANY_VERSION=1 to try."
+        ),
+        override="AIOCONNLIST_HTTPX_ANY_VERSION",
     )
-    if os.environ.get("AIOCONNLIST_HTTPX_ANY_VERSION") == "1":
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
-        return
-    raise ImportError(message)
 
 
 _check_version(httpx.__version__)

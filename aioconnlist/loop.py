@@ -53,11 +53,11 @@ from typing import TYPE_CHECKING, Any, cast
 from ._core.addresses import Endpoint
 from ._core.errors import ConnectError, ExceptionGroup
 from ._core.options import (
-    MIN_ATTEMPT_DELAY,
     Options,
     RaceOptions,
     make_options,
     options_from,
+    peer_attempt_delay,
     takes_options,
 )
 from ._core.pairs import Pair
@@ -232,11 +232,7 @@ def _per_call(options: Options, happy_eyeballs_delay: Any, interleave: Any) -> O
     """The loop's options with asyncio's per-call ``happy_eyeballs_delay`` and ``interleave``."""
     changes: dict[str, Any] = {}
     if happy_eyeballs_delay is not None:
-        if isinstance(happy_eyeballs_delay, (int, float)) and not isinstance(
-            happy_eyeballs_delay, bool
-        ):  # asyncio takes 0 and other values below the RFC 8305 floor: raised to it
-            happy_eyeballs_delay = max(float(happy_eyeballs_delay), MIN_ATTEMPT_DELAY)
-        changes["attempt_delay"] = happy_eyeballs_delay
+        changes["attempt_delay"] = peer_attempt_delay(happy_eyeballs_delay)
     if interleave is not None:
         changes["interleave"] = interleave
     checked = make_options(**changes)  # validates them

@@ -67,9 +67,13 @@ class DemoResolver(AbstractResolver):
         pass
 
 
+async def hello(request: web.Request) -> web.Response:
+    return web.Response(text="hello from 127.0.0.1\n")
+
+
 async def demo() -> None:
     app = web.Application()
-    app.router.add_get("/", lambda request: web.Response(text="hello from 127.0.0.1\n"))
+    app.router.add_get("/", hello)
     runner = web.AppRunner(app)
     await runner.setup()
     server_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

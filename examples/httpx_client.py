@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.server
+import ipaddress
 import socket
 import sys
 import threading
@@ -23,7 +24,7 @@ import time
 
 import httpx
 
-from aioconnlist import PairHistory, RaceEvent
+from aioconnlist import Endpoint, PairHistory, RaceEvent
 from aioconnlist.httpx import AsyncHTTPTransport, HTTPTransport
 
 
@@ -68,11 +69,9 @@ def fetch_sync(urls: list[str], transport: HTTPTransport) -> None:
 class DemoResolver:
     """demo.test -> ::1 (the black hole) and 127.0.0.1 (the demo server), per family."""
 
-    async def resolve(
-        self, host: str, port: int, family: socket.AddressFamily
-    ) -> list[tuple[str, int]]:
+    async def resolve(self, host: str, port: int, family: socket.AddressFamily) -> list[Endpoint]:
         table = {socket.AF_INET6: "::1", socket.AF_INET: "127.0.0.1"}
-        return [(table[family], port)] if host == "demo.test" else []
+        return [Endpoint(ipaddress.ip_address(table[family]), port)] if host == "demo.test" else []
 
 
 class Hello(http.server.BaseHTTPRequestHandler):

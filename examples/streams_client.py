@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+from collections.abc import Sequence
 
 import aioconnlist
 
@@ -23,7 +24,7 @@ async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
     writer.close()
 
 
-async def chat(addresses: list[str], lines: list[bytes]) -> int:
+async def chat(addresses: Sequence[str | tuple[str, int]], lines: list[bytes]) -> int:
     try:
         reader, writer = await aioconnlist.open_connection(addresses, timeout=10.0)
     except aioconnlist.ConnectError as e:

@@ -3,8 +3,10 @@ sockets: nothing blocking runs on the event loop."""
 
 from __future__ import annotations
 
+import errno
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import psutil
 import pytest
@@ -12,7 +14,7 @@ from blockbuster import BlockBuster, blockbuster_ctx
 
 import aioconnlist
 from aioconnlist.compat import start_connection
-from tests.support import Listener, has_ipv6_loopback
+from tests.support import Listener, has_ipv6_loopback, refused_address
 
 
 @pytest.fixture
@@ -96,3 +98,35 @@ async def test_a_loopback_source_towards_another_host_is_still_refused() -> None
         await aioconnlist.connect_by_list(
             ["192.0.2.1:80"], local_addresses=["127.0.0.1"], history=None
         )
+
+
+def addr_info(address: tuple[str, int]) -> tuple[Any, ...]:
+    return (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)
+
+
+async def test_the_drop_in_takes_a_delay_below_the_floor(listener: Listener) -> None:
+    # aiohappyeyeballs and aiohttp accept happy_eyeballs_delay=0 (raised to our 10 ms floor)
+    dead = refused_address("127.0.0.1")
+    sock = await start_connection(
+        [addr_info(dead), addr_info(listener.address)], happy_eyeballs_delay=0
+    )
+    try:
+        assert sock.getpeername() == listener.address
+    finally:
+        sock.close()
+
+
+async def test_the_drop_in_fails_as_aiohappyeyeballs_does() -> None:
+    # one failure: that error (its errno, its message); several different ones: "Multiple
+    # exceptions: ..." with the errno they share; ours (.attempts) kept inside either way
+    one = refused_address("127.0.0.1")
+    with pytest.raises(ConnectionRefusedError) as caught:
+        await start_connection([addr_info(one)], happy_eyeballs_delay=0.25)
+    assert isinstance(caught.value, aioconnlist.ConnectError)
+    assert "Multiple exceptions" not in str(caught.value)
+    assert len(caught.value.attempts) == 1
+    two = refused_address("127.0.0.2")
+    with pytest.raises(ConnectionRefusedError) as caught:
+        await start_connection([addr_info(one), addr_info(two)], happy_eyeballs_delay=0.25)
+    assert str(caught.value).startswith(f"[Errno {errno.ECONNREFUSED}] Multiple exceptions: ")
+    assert len(caught.value.attempts) == 2

@@ -120,6 +120,15 @@ def _number(name: str, value: object) -> float:
     return float(value)
 
 
+def peer_attempt_delay(value: object) -> object:
+    """A Happy Eyeballs delay given the way asyncio and aiohappyeyeballs take it (``0`` and
+    other values below the RFC 8305 floor included) as our ``attempt_delay``: a number below
+    `MIN_ATTEMPT_DELAY` is raised to it; anything else is left for `make_options` to judge."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+        return max(float(value), MIN_ATTEMPT_DELAY)
+    return value
+
+
 def make_options(
     *,
     local_addresses: LocalAddressesOption = "auto",

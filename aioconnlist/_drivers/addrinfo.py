@@ -85,5 +85,11 @@ def binding_factory(
     return bound
 
 
+def addr_info_socket(info: AddrInfo) -> socket.socket:
+    """A socket for ``info`` made as aiohappyeyeballs makes it: the family, type and protocol
+    of the addr_info, by keyword."""
+    return socket.socket(family=info[0], type=info[1], proto=info[2])
+
+
 def plain_socket(pair: Pair) -> socket.socket:
     return socket.socket(pair.destination.family, socket.SOCK_STREAM)
