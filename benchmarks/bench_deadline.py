@@ -6,7 +6,10 @@ busy Python thread, measured in one run.
 ours:  ``aioconnlist.connect_by_list`` over three black holes (``listen(0)`` listeners with a
        full accept queue), ``attempt_delay=0.01``, ``timeout``: three attempts in flight when
        the deadline ends them.
-plain: ``asyncio.wait_for(asyncio.open_connection(black hole), timeout)``.
+plain: ``asyncio.wait_for(asyncio.open_connection(black hole), timeout)``: one attempt.
+aiohappyeyeballs: ``asyncio.wait_for(aiohappyeyeballs.start_connection(the three), timeout)``
+       with ``happy_eyeballs_delay=0.01``: the same three attempts in flight as ours (each
+       attempt start is one more wake-up of the loop, which a busy thread delays).
 The two alternate call by call (so both see the same load); "busy" runs a thread that spins in
 pure Python (it takes the GIL for the whole switch interval, 5 ms, whenever it can). Prints the
 overshoot (end - start - timeout) in ms: p50, p99 and max per case.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import socket
 import statistics
 import sys
 import threading
@@ -64,6 +68,24 @@ async def _plain(holes: list[tuple[str, int]], timeout: float) -> float:
     return loop.time() - start - timeout
 
 
+async def _aiohappyeyeballs(holes: list[tuple[str, int]], timeout: float) -> float:
+    import aiohappyeyeballs
+
+    infos = [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", h) for h in holes]
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    try:
+        sock = await asyncio.wait_for(
+            aiohappyeyeballs.start_connection(infos, happy_eyeballs_delay=0.01), timeout
+        )
+    except (asyncio.TimeoutError, TimeoutError):
+        pass
+    else:
+        sock.close()
+        raise RuntimeError("a black hole answered")
+    return loop.time() - start - timeout
+
+
 def _row(name: str, values: list[float]) -> str:
     ordered = sorted(values)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -90,6 +112,9 @@ async def main(rounds: int, timeout: float) -> None:
                     results.setdefault(f"plain asyncio, {load}", []).append(
                         await _plain(addresses, timeout)
                     )
+                    results.setdefault(f"aiohappyeyeballs, {load}", []).append(
+                        await _aiohappyeyeballs(addresses, timeout)
+                    )
             finally:
                 stop.set()
                 if thread is not None:
@@ -101,8 +126,9 @@ async def main(rounds: int, timeout: float) -> None:
     print(f"deadline overshoot, timeout={timeout} s, {rounds} calls each (ms)")
     print("| case | p50 | p99 | max |")
     print("|---|---|---|---|")
-    for name in ("ours, idle", "plain asyncio, idle", "ours, busy", "plain asyncio, busy"):
-        print(_row(name, results[name]))
+    for load in ("idle", "busy"):
+        for contender in ("ours", "aiohappyeyeballs", "plain asyncio"):
+            print(_row(f"{contender}, {load}", results[f"{contender}, {load}"]))
 
 
 if __name__ == "__main__":
