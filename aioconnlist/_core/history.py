@@ -54,7 +54,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from .addresses import IPAddress
 from .errors import InvalidArgument
@@ -91,6 +91,8 @@ STATE_VERSION = 1
 
 _PairKey = tuple[int, int, int]  # (source as int128 or -1, destination as int128, port)
 _PathKey = tuple[int, int]  # (source as int128 or -1, address family)
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 def _source_int(ip: IPAddress | None) -> int:
@@ -650,15 +652,8 @@ class PairHistory:
                     self._dormant[token] = rec
                 else:
                     _merge_record(mine, rec)
-        for pkey, path in part.paths.items():
-            mine_path = self._paths.get(pkey)
-            if mine_path is None:
-                self._paths[pkey] = path
-            else:
-                _merge_path(mine_path, path)
-        for family, when in part.family_success.items():
-            if when > self._family_success.get(family, -math.inf):
-                self._family_success[family] = when
+        _merge_all(self._paths, part.paths, _merge_path)
+        _keep_latest(self._family_success, part.family_success)
         while len(self._pairs) > self.max_pairs:
             self._pairs.popitem(last=False)
         while len(self._paths) > self.max_paths:
@@ -791,21 +786,9 @@ class PairHistory:
                         continue
                     self._networks[identity] = part
                 else:
-                    for token, rec in part.dormant.items():
-                        known = mine.dormant.get(token)
-                        if known is None:
-                            mine.dormant[token] = rec
-                        else:
-                            _merge_record(known, rec)
-                    for pkey, path in part.paths.items():
-                        known_path = mine.paths.get(pkey)
-                        if known_path is None:
-                            mine.paths[pkey] = path
-                        else:
-                            _merge_path(known_path, path)
-                    for family, when in part.family_success.items():
-                        if when > mine.family_success.get(family, -math.inf):
-                            mine.family_success[family] = when
+                    _merge_all(mine.dormant, part.dormant, _merge_record)
+                    _merge_all(mine.paths, part.paths, _merge_path)
+                    _keep_latest(mine.family_success, part.family_success)
             self._order_version = next(_VERSIONS)
 
     def _parse_partition(self, data: object, now: float, offset: float) -> _Partition:
@@ -905,6 +888,23 @@ def _finite(now: float) -> None:
 
 _AF4 = int(socket.AF_INET)
 _AF6 = int(socket.AF_INET6)
+
+
+def _merge_all(mine: dict[_K, _V], theirs: dict[_K, _V], merge: Callable[[_V, _V], None]) -> None:
+    """Merge ``theirs`` into ``mine``: a key of theirs only is taken, one of both is merged."""
+    for key, value in theirs.items():
+        known = mine.get(key)
+        if known is None:
+            mine[key] = value
+        else:
+            merge(known, value)
+
+
+def _keep_latest(mine: dict[_K, float], theirs: dict[_K, float]) -> None:
+    """Merge two maps of times: the later of the two for every key."""
+    for key, when in theirs.items():
+        if when > mine.get(key, -math.inf):
+            mine[key] = when
 
 
 def _merge_path(into: _PathRecord, other: _PathRecord) -> None:
