@@ -166,6 +166,12 @@ def _swap() -> None:
 
 if os.environ.get("AIOCONNLIST_SWAP"):
     _swap()
+    # The process follows the network from its first race on: a watcher thread kept for the
+    # process's life. Started before the tests (as our own conftest does), so that a suite's
+    # per-test check for leftover threads counts the test's own.
+    from aioconnlist._drivers import planning
+
+    planning._start()
 """
 
 AIOHAPPYEYEBALLS_INI = """[pytest]

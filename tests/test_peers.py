@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import errno
 import socket
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from typing import Any
 
@@ -130,3 +133,34 @@ async def test_the_drop_in_fails_as_aiohappyeyeballs_does() -> None:
         await start_connection([addr_info(one), addr_info(two)], happy_eyeballs_delay=0.25)
     assert str(caught.value).startswith(f"[Errno {errno.ECONNREFUSED}] Multiple exceptions: ")
     assert len(caught.value.attempts) == 2
+
+
+def test_the_first_race_of_a_process_makes_no_blocking_call() -> None:
+    # the first plan starts following the network (its identity, the kernel's TCP metrics over
+    # generic netlink, the watcher): in a fresh process, so that this first plan is measured
+    code = textwrap.dedent(
+        """
+        import asyncio, socket
+        from blockbuster import blockbuster_ctx
+        import aioconnlist
+
+        async def main():
+            server = socket.socket()
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            with blockbuster_ctx("aioconnlist") as bb:
+                bb.functions["threading.Lock.acquire"].deactivate()
+                bb.functions["threading.Lock.acquire_lock"].deactivate()
+                sock = await aioconnlist.connect_by_list([server.getsockname()])
+            sock.close()
+            server.close()
+            print("connected")
+
+        asyncio.run(main())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "connected"

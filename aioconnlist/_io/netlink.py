@@ -247,6 +247,17 @@ def _request(kind: int, flags: int, seq: int, body: bytes) -> bytes:
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, flags, seq, 0) + body
 
 
+def _recv(s: socket.socket) -> bytes:
+    """One read of a non-blocking netlink socket: the kernel has its answer ready at once (for
+    a dump, each part as the previous one is read); if not, wait for it, bounded."""
+    while True:
+        try:
+            return s.recv(_RECV)
+        except BlockingIOError:  # not seen in practice
+            if not select.select([s], [], [], _TIMEOUT)[0]:
+                raise TimeoutError("no netlink answer") from None
+
+
 def _dump(protocol: int, kind: int, body: bytes) -> list[tuple[int, bytes]]:
     """Send one dump request, return (type, payload) of every answer until NLMSG_DONE."""
     seq = int.from_bytes(os.urandom(4), "big") or 1
@@ -258,12 +269,7 @@ def _dump(protocol: int, kind: int, body: bytes) -> list[tuple[int, bytes]]:
         s.send(_request(kind, NLM_F_REQUEST | NLM_F_DUMP, seq, body))
         answers: list[tuple[int, bytes]] = []
         while True:
-            try:
-                data = s.recv(_RECV)
-            except BlockingIOError:  # not seen in practice: wait (bounded) for the next part
-                if not select.select([s], [], [], _TIMEOUT)[0]:
-                    raise TimeoutError("no netlink answer") from None
-                continue
+            data = _recv(s)
             for msg_kind, msg_seq, payload in iter_messages(data):
                 if msg_seq != seq:
                     continue
@@ -319,10 +325,10 @@ def _genl_family(name: str) -> int:
     with socket.socket(
         socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_GENERIC
     ) as s:
-        s.settimeout(_TIMEOUT)
+        s.setblocking(False)  # as in _dump: no blocking socket call on an event loop
         s.bind((0, 0))
         s.send(_request(GENL_ID_CTRL, NLM_F_REQUEST, seq, body))
-        for kind, msg_seq, payload in iter_messages(s.recv(_RECV)):
+        for kind, msg_seq, payload in iter_messages(_recv(s)):
             if msg_seq != seq:
                 continue
             if kind == NLMSG_ERROR:
