@@ -494,24 +494,37 @@ def test_source_usable_matches_ipaddress_classification() -> None:
 
 
 def test_the_network_is_followed_from_the_first_plan_not_from_import() -> None:
-    """Importing starts no thread and opens no socket; the first plan computes the network's
-    identity in its own thread and starts the watcher (with change notifications on Linux,
-    which keep the sources cached past `CACHE_TTL` and across failed races)."""
+    """Importing starts no thread and opens no socket; the first plan starts the watcher, which
+    reads the network's identity, the kernel's TCP metrics and the machine's addresses in its
+    own thread (no netlink dump in the planning thread) and applies them when it has them: the
+    history's partition is named, the sources are cached for the next plans, and with change
+    notifications (Linux) they are kept past `CACHE_TTL` and across failed races."""
     code = textwrap.dedent(
         """
         import os, sys, threading
         fds = lambda: len(os.listdir("/proc/self/fd"))
         before = (fds(), threading.active_count())
         import aioconnlist, aioconnlist.blocking
-        from aioconnlist._io import network, sources
+        from aioconnlist._io import netlink, network, sources
         imported = (fds(), threading.active_count())
         print(imported == before, network.current() is None, "psutil" in sys.modules,
               "asyncio" in sys.modules)
+        dumps = []
+        real_dump = netlink._dump
+        def dump(*args):
+            dumps.append(threading.current_thread().name)
+            return real_dump(*args)
+        netlink._dump = dump
         from aioconnlist._drivers.planning import plan_race
         from aioconnlist._core.addresses import parse_address
+        from aioconnlist._core.history import DEFAULT_HISTORY
         from aioconnlist._core.options import make_options
         plan_race([parse_address("127.0.0.1:9")], make_options(local_addresses=None), 0.0)
-        print(network.current() is not None, threading.active_count() == imported[1] + 1,
+        in_plan = [name for name in dumps if name != "aioconnlist-network"]
+        print(network.wait_ready(30.0), network.current() is not None,
+              DEFAULT_HISTORY.network is not None, in_plan == [], len(dumps) > 0,
+              sources._local_cache._cached is not None)
+        print(threading.active_count() == imported[1] + 1,
               fds() == imported[0] + network.notifying(), network.notifying(),
               "psutil" in sys.modules)
         sources.after_failed_race()  # notified: the kernel choice stays
@@ -522,10 +535,11 @@ def test_the_network_is_followed_from_the_first_plan_not_from_import() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     ).stdout.split()
     assert out[:4] == ["True", "True", "False", "False"], out
-    assert out[4:7] == ["True", "True", "True"], out
-    assert out[8] == "False", "kernel mode must not load psutil"
-    if out[7] == "True":  # netlink notifications (Linux)
-        assert out[9] == "True"
+    assert out[4:10] == ["True"] * 6, out  # identity applied by the watcher, no dump in the plan
+    assert out[10:12] == ["True", "True"], out
+    assert out[13] == "False", "kernel mode must not load psutil"
+    if out[12] == "True":  # netlink notifications (Linux)
+        assert out[14] == "True"
 
 
 def test_without_notifications_a_failed_race_drops_the_caches() -> None:

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 import sys
@@ -227,6 +226,8 @@ def _hint(name: str, known: Iterable[str]) -> str:
     ours = OTHER_LIBRARY_NAMES.get(name)
     if ours is not None:
         return f"another library's name; here it is {ours}="
+    import difflib  # only for a misspelt option
+
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
     return f"did you mean {close[0]}=?" if close else ""
 

@@ -43,16 +43,33 @@ _started = False
 
 def _start() -> None:
     """On the first plan: follow the network (history partitions per network; sources re-read
-    when the kernel reports an address, link or route change). The network's identity is
-    computed here, in the planning thread, so the first plan's ranking does not depend on a
-    thread's timing; the watcher thread (and its netlink socket) starts then, not at import."""
+    when the kernel reports an address, link or route change). The watcher thread starts here,
+    not at import, and does the work itself (the network's identity, the kernel's TCP metrics,
+    the machine's addresses): the first plan goes on with the kernel's choices and the history
+    as they are, and no netlink dump runs on its event loop. Until the identity arrives, the
+    history gathers its evidence unnamed (the first identity names it); the sources are cached
+    ``CACHE_TTL`` seconds, as where no change is notified."""
     global _started
     with _start_lock:
         if not _started:
             sources.set_change_notifications(network.notifying)
-            network.watch(lambda _identity: invalidate())
-            history_file.follow_network()
+            network.watch(_on_network, wait=False)
+            history_file.follow_network(wait=False)
             _started = True
+
+
+_seen_network = False
+
+
+def _on_network(_identity: network.NetworkIdentity) -> None:
+    """The first identity: the machine's addresses read into the cache (in the watcher's
+    thread); every later one is a change: the cached sources go, and are read again there."""
+    global _seen_network
+    if _seen_network:
+        invalidate()
+    _seen_network = True
+    if network.in_watcher_thread():
+        sources.refresh_local_addresses()
 
 
 @dataclass(slots=True)
