@@ -123,6 +123,16 @@ class _PairRecord(Record):
         "samples",
         "srtt",
     )
+    _fields = (
+        "key",
+        "srtt",
+        "rttvar",
+        "samples",
+        "last_success",
+        "last_failure",
+        "failure_kind",
+        "failures",
+    )
 
     key: tuple[str, str, int]  # Pair.key, for display
     srtt: float | None
@@ -156,6 +166,7 @@ class _PairRecord(Record):
 
 class _PathRecord(Record):
     __slots__ = ("black_holes", "last_success")
+    _fields = ("black_holes", "last_success")
 
     # keyed hash of the destination -> time of its last black hole
     black_holes: OrderedDict[int, float]
@@ -172,6 +183,7 @@ class _Partition(Record):
     """The evidence of one network while another is current."""
 
     __slots__ = ("dormant", "family_success", "pairs", "paths")
+    _fields = ("pairs", "dormant", "paths", "family_success")
 
     pairs: OrderedDict[_PairKey, _PairRecord]
     dormant: dict[int, _PairRecord]
@@ -213,7 +225,19 @@ def _display_key(key: _PairKey) -> tuple[str, str, int]:
 class PairStats(FrozenRecord):
     """A read-only view of one pair's record at time ``now`` (expired fields are None/0)."""
 
-    __slots__ = (  # noqa: RUF023 - the fields in their order (repr)
+    __slots__ = (
+        "failure_kind",
+        "failures",
+        "key",
+        "last_failure",
+        "last_success",
+        "rank",
+        "rto",
+        "rttvar",
+        "samples",
+        "srtt",
+    )
+    _fields = (
         "key",
         "rank",
         "srtt",

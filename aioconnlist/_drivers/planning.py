@@ -3,7 +3,6 @@ the `Race` that runs it."""
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import math
 import threading
@@ -137,7 +136,7 @@ def plan_race(
         )
     synthesized = synthesized_map(destinations)
     if synthesized:
-        view = dataclasses.replace(view, nat64=synthesized)
+        view = view.replace(nat64=synthesized)
     pairs = plan_pairs(
         destinations,
         view,
@@ -234,7 +233,7 @@ def _gather(
         routes.update(view.routes)
         until = min(until, chunk_until)
     assert view is not None
-    return dataclasses.replace(view, kernel_choice=kernel_choice, routes=routes), until
+    return view.replace(kernel_choice=kernel_choice, routes=routes), until
 
 
 def as_connect_error(exc: OSError, what: str = "") -> ConnectError:

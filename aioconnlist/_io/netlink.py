@@ -84,6 +84,7 @@ class Route(FrozenRecord):
     """A default route of the main table."""
 
     __slots__ = ("family", "gateway", "ifindex", "priority")
+    _fields = ("family", "gateway", "ifindex", "priority")
 
     family: int
     gateway: IPAddress | None
@@ -107,6 +108,7 @@ class Address(FrozenRecord):
     """An address assigned to an interface, with its prefix length and kernel scope."""
 
     __slots__ = ("family", "flags", "ifindex", "ip", "label", "prefix_len", "scope")
+    _fields = ("family", "ip", "prefix_len", "scope", "ifindex", "flags", "label")
 
     family: int
     ip: IPAddress
@@ -140,6 +142,7 @@ class Link(FrozenRecord):
     """An interface: its index, name and ``IFF_*`` flags (as SIOCGIFFLAGS reports them)."""
 
     __slots__ = ("flags", "index", "name")
+    _fields = ("index", "name", "flags")
 
     index: int
     name: str

@@ -47,6 +47,7 @@ class FamilyNetwork(FrozenRecord):
     """One family's view: default gateway and interface, and the global prefixes."""
 
     __slots__ = ("gateway", "interface", "prefixes")
+    _fields = ("gateway", "interface", "prefixes")
 
     gateway: str | None
     interface: str | None
@@ -70,6 +71,7 @@ class NetworkIdentity(FrozenRecord):
     """The network the host is on, per family."""
 
     __slots__ = ("ipv4", "ipv6")
+    _fields = ("ipv4", "ipv6")
 
     ipv4: FamilyNetwork
     ipv6: FamilyNetwork

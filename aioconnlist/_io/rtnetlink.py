@@ -86,6 +86,7 @@ class Route(FrozenRecord):
     """The kernel's answer for one destination (and source): where the packet would leave."""
 
     __slots__ = ("gateway", "oif", "prefsrc", "table")
+    _fields = ("oif", "gateway", "prefsrc", "table")
 
     oif: int  # output interface index, 0 when the answer names none
     gateway: IPAddress | None

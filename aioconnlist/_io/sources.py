@@ -89,6 +89,7 @@ class Inet6Entry(FrozenRecord):
     """One line of /proc/net/if_inet6."""
 
     __slots__ = ("flags", "ifindex", "interface", "ip", "prefix_len", "scope")
+    _fields = ("ip", "ifindex", "prefix_len", "scope", "flags", "interface")
 
     ip: ipaddress.IPv6Address
     ifindex: int
