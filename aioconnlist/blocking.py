@@ -487,7 +487,7 @@ def _restrict_to_family(
             listed = ", ".join(str(s) for s in local)
             raise InvalidArgument(f"no local address usable by an {kind} socket among {listed}")
         if len(sources) != len(local):
-            options = dataclasses.replace(options, local_addresses=sources)
+            options = options.replace(local_addresses=sources)
     return usable, options
 
 

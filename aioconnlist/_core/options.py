@@ -11,13 +11,13 @@ import inspect
 import math
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 
 from .addresses import parse_ip
 from .errors import InvalidArgument
 from .history import DEFAULT_HISTORY, PairHistory
 from .pairs import LocalAddress
+from .records import FrozenRecord, replaced
 
 if TYPE_CHECKING:
     from .events import RaceEvent
@@ -78,18 +78,69 @@ class RaceOptions(ConnectOptions, total=False):
 OPTION_NAMES: frozenset[str] = RaceOptions.__optional_keys__
 
 
-@dataclass(frozen=True, slots=True)
-class Options:
-    local_addresses: Literal["auto"] | tuple[LocalAddress, ...] | None = "auto"
-    timeout: float | None = None
-    attempt_delay: float = ATTEMPT_DELAY
-    min_attempt_delay: float = RECOMMENDED_MIN_ATTEMPT_DELAY
-    interleave: int = FIRST_ADDRESS_FAMILY_COUNT
-    sort: bool = True
-    history: PairHistory | None = None
-    on_event: EventCallback | None = None
+class Options(FrozenRecord):
+    """Validated race options (made by `make_options`); `replace` makes a changed copy."""
+
+    __slots__ = (
+        "attempt_delay",
+        "backup_attempts",
+        "history",
+        "interleave",
+        "local_addresses",
+        "min_attempt_delay",
+        "on_event",
+        "sort",
+        "timeout",
+    )
+    _fields = (
+        "local_addresses",
+        "timeout",
+        "attempt_delay",
+        "min_attempt_delay",
+        "interleave",
+        "sort",
+        "history",
+        "on_event",
+        "backup_attempts",
+    )
+
+    local_addresses: Literal["auto"] | tuple[LocalAddress, ...] | None
+    timeout: float | None
+    attempt_delay: float
+    min_attempt_delay: float
+    interleave: int
+    sort: bool
+    history: PairHistory | None
+    on_event: EventCallback | None
     #: a second attempt on a fresh socket for a pair whose first attempt stays silent
-    backup_attempts: bool = True
+    backup_attempts: bool
+
+    def __init__(
+        self,
+        local_addresses: Literal["auto"] | tuple[LocalAddress, ...] | None = "auto",
+        timeout: float | None = None,
+        attempt_delay: float = ATTEMPT_DELAY,
+        min_attempt_delay: float = RECOMMENDED_MIN_ATTEMPT_DELAY,
+        interleave: int = FIRST_ADDRESS_FAMILY_COUNT,
+        sort: bool = True,
+        history: PairHistory | None = None,
+        on_event: EventCallback | None = None,
+        backup_attempts: bool = True,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "local_addresses", local_addresses)
+        setattr_(self, "timeout", timeout)
+        setattr_(self, "attempt_delay", attempt_delay)
+        setattr_(self, "min_attempt_delay", min_attempt_delay)
+        setattr_(self, "interleave", interleave)
+        setattr_(self, "sort", sort)
+        setattr_(self, "history", history)
+        setattr_(self, "on_event", on_event)
+        setattr_(self, "backup_attempts", backup_attempts)
+
+    def replace(self, **changes: Any) -> Options:
+        """A copy with ``changes`` (as `dataclasses.replace`), not validated again."""
+        return replaced(self, changes)
 
     @property
     def backups_possible(self) -> bool:

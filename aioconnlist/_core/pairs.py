@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from .addresses import Endpoint, IPAddress
-from .records import FrozenRecord
+from .records import FrozenRecord, replaced
 
 
 class LocalAddress(FrozenRecord):
@@ -132,8 +132,7 @@ class SourceView(FrozenRecord):
 
     def replace(self, **changes: Any) -> SourceView:
         """A copy with ``changes`` (as `dataclasses.replace`)."""
-        fields = {name: getattr(self, name) for name in self._fields}
-        return SourceView(**{**fields, **changes})
+        return replaced(self, changes)
 
 
 # --- suitability of a (source, destination) pair (never attempted when unsuitable) ---------------

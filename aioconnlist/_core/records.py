@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from operator import attrgetter
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 
 def _getter(fields: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
@@ -79,3 +79,40 @@ class FrozenRecord(Record):
         names: tuple[str, ...] = self.__slots__
         for name, value in zip(names, state, strict=True):
             object.__setattr__(self, name, value)
+
+
+_R = TypeVar("_R", bound=Record)
+
+
+def replaced(record: _R, changes: dict[str, Any]) -> _R:
+    """A copy of ``record`` with ``changes`` (as `dataclasses.replace`; every field of
+    ``_fields`` must be a parameter of ``__init__``)."""
+    fields = {name: getattr(record, name) for name in record._fields}
+    fields.update(changes)
+    return record.__class__(**fields)
+
+
+_C = TypeVar("_C", bound=type)
+
+if TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+else:
+
+    def dataclass_transform(**_kwargs: object) -> Callable[[_C], _C]:
+        return lambda function: function
+
+
+@dataclass_transform(eq_default=False)
+def positional_record(cls: _C) -> _C:
+    """Give ``cls`` an ``__init__`` taking its annotated fields positionally, in order (for a
+    private record made in few places: no compiled methods, no ``__eq__``/``__repr__``)."""
+    names = tuple(cls.__dict__.get("__annotations__", {}))  # noqa: RUF063 - no inspect import
+
+    def __init__(self: object, *values: object) -> None:
+        if len(values) != len(names):
+            raise TypeError(f"{cls.__name__}() takes {len(names)} values, got {len(values)}")
+        for name, value in zip(names, values, strict=True):
+            setattr(self, name, value)
+
+    cls.__init__ = __init__  # type: ignore[misc]
+    return cls

@@ -8,7 +8,6 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from .._core.addresses import Endpoint, IPAddress
 from .._core.errors import (
@@ -31,6 +30,7 @@ from .._core.pairs import (
 )
 from .._core.planner import plan_pairs
 from .._core.race import Race
+from .._core.records import positional_record
 from .._io import history_file, network, sources
 from .._io.nat64 import synthesized_map
 from .._io.sources import gather_sources_until, invalidate, machine_addresses, sources_generation
@@ -71,7 +71,7 @@ def _on_network(_identity: network.NetworkIdentity) -> None:
         sources.refresh_local_addresses()
 
 
-@dataclass(slots=True)
+@positional_record
 class _CachedPlan:
     destinations: list[Endpoint]
     sources_generation: tuple[int, ...]
