@@ -496,7 +496,8 @@ def test_source_usable_matches_ipaddress_classification() -> None:
 def test_the_network_is_followed_from_the_first_plan_not_from_import() -> None:
     """Importing starts no thread and opens no socket; the first plan starts the watcher, which
     reads the network's identity, the kernel's TCP metrics and the machine's addresses in its
-    own thread (no netlink dump in the planning thread) and applies them when it has them: the
+    own thread (no netlink dump in the planning thread, in kernel mode nor in the default
+    "auto", which plans the kernel's choice alone until then) and applies them: the
     history's partition is named, the sources are cached for the next plans, and with change
     notifications (Linux) they are kept past `CACHE_TTL` and across failed races."""
     code = textwrap.dedent(
@@ -520,6 +521,7 @@ def test_the_network_is_followed_from_the_first_plan_not_from_import() -> None:
         from aioconnlist._core.history import DEFAULT_HISTORY
         from aioconnlist._core.options import make_options
         plan_race([parse_address("127.0.0.1:9")], make_options(local_addresses=None), 0.0)
+        plan_race([parse_address("127.0.0.1:9")], make_options(), 0.0)  # "auto": not read yet
         in_plan = [name for name in dumps if name != "aioconnlist-network"]
         print(network.wait_ready(30.0), network.current() is not None,
               DEFAULT_HISTORY.network is not None, in_plan == [], len(dumps) > 0,
@@ -535,7 +537,7 @@ def test_the_network_is_followed_from_the_first_plan_not_from_import() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     ).stdout.split()
     assert out[:4] == ["True", "True", "False", "False"], out
-    assert out[4:10] == ["True"] * 6, out  # identity applied by the watcher, no dump in the plan
+    assert out[4:10] == ["True"] * 6, out  # identity and addresses read by the watcher only
     assert out[10:12] == ["True", "True"], out
     assert out[13] == "False", "kernel mode must not load psutil"
     if out[12] == "True":  # netlink notifications (Linux)
@@ -633,3 +635,38 @@ def test_netlink_enumeration_is_psutils_with_aliases_down_links_and_flags() -> N
     first = result.stdout.split()
     assert first[0] == "True", result.stdout
     assert int(first[1]) >= 4, result.stdout  # lo's two, d0's, the alias: something to compare
+
+
+def test_auto_plans_take_alternates_once_the_watcher_read_the_addresses() -> None:
+    """Before the watcher's first go at the network an "auto" plan is the kernel-mode plan (no
+    enumeration); afterwards it is planned from the addresses the watcher read (the same view
+    `gather_sources` gives), still without a netlink dump in the planning thread."""
+    code = textwrap.dedent(
+        """
+        import ipaddress, threading
+        from aioconnlist._io import netlink, network, sources
+        from aioconnlist._drivers import planning
+        from aioconnlist._core.addresses import parse_address
+        from aioconnlist._core.options import make_options
+        from aioconnlist._core.planner import plan_pairs
+        dumps = []
+        real_dump = netlink._dump
+        def dump(*args):
+            dumps.append(threading.current_thread().name)
+            return real_dump(*args)
+        netlink._dump = dump
+        dests = [parse_address("127.0.0.1:9"), parse_address("[::1]:9")]
+        first = planning.plan_race(dests, make_options(), 0.0)
+        kernel = planning.plan_race(dests, make_options(local_addresses=None), 0.0)
+        print(first == kernel, planning._before_addresses())
+        print(network.wait_ready(30.0), planning._before_addresses())
+        later = planning.plan_race(dests, make_options(), 0.0)
+        view = sources.gather_sources(dests, "auto")
+        print(view.mode == "auto", later == plan_pairs(dests, view, history=None, now=0.0),
+              [n for n in dumps if n != "aioconnlist-network"] == [])
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    assert out == ["True", "True", "True", "False", "True", "True", "True"], out

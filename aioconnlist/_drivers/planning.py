@@ -57,6 +57,14 @@ def _start() -> None:
             _started = True
 
 
+def _before_addresses() -> bool:
+    """True until the watcher has had its first go at the network (which reads the machine's
+    addresses into the cache), unless they were read otherwise: the plans of a process's first
+    races take the kernel's choice of source alone, with no interface enumeration (two netlink
+    dumps) on their path; alternate sources join the plans from then on."""
+    return not network.ready() and not sources.local_addresses_read()
+
+
 _seen_network = False
 
 
@@ -117,6 +125,8 @@ def plan_race(
     global _plan_cache_pairs
     if not _started:
         _start()
+    if options.local_addresses == "auto" and _before_addresses():
+        options = options.replace(local_addresses=None)  # the kernel's choice alone, for now
     history = options.history
     key = _key(destinations, options)
     generation = sources_generation()

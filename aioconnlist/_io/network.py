@@ -17,6 +17,7 @@ history partitions.
 
 from __future__ import annotations
 
+import _thread
 import ipaddress
 import logging
 import os
@@ -39,6 +40,8 @@ POLL_INTERVAL = 5.0
 #: seconds a watcher started in the background waits before its first identity: the first
 #: connect, which started it, is not slowed by its netlink dumps (nor by its share of the GIL)
 BACKGROUND_DELAY = 0.02
+
+THREAD_NAME = "aioconnlist-network"
 
 _PROBES: dict[int, str] = {socket.AF_INET: "192.0.2.1", socket.AF_INET6: "2001:db8::1"}
 
@@ -208,7 +211,8 @@ class _Watcher:
         self.changes = 0  # identities computed after a notification (tests)
         self.ready = threading.Event()
         self.updated = threading.Condition()
-        self.thread: threading.Thread | None = None
+        self.started = False
+        self.ident: int | None = None  # the thread's, once it runs
         self.sock: socket.socket | None = None
         self.notifying = False  # the thread reads netlink notifications (not polling)
         self.lock = threading.Lock()
@@ -223,8 +227,15 @@ class _Watcher:
             target = self._run
         else:
             target = self._run_from_start
-        self.thread = threading.Thread(target=target, name="aioconnlist-network", daemon=True)
-        self.thread.start()
+        self.started = True
+        # a bare thread: threading.Thread.start() would wait for it to run (a GIL hand-over,
+        # milliseconds beside a busy Python thread, on the caller's first connect)
+        _thread.start_new_thread(self._main, (target,))
+
+    def _main(self, target: Callable[[], None]) -> None:
+        self.ident = threading.get_ident()
+        threading.current_thread().name = THREAD_NAME  # registered with threading (a daemon)
+        target()
 
     def _first(self) -> None:
         try:
@@ -306,7 +317,7 @@ def watch(callback: Callback, *, wait: bool = True) -> None:
     caller's thread, and otherwise the watcher thread calls back when it has it."""
     with _watcher.lock:
         _watcher.callbacks.append(callback)
-        if _watcher.thread is None:
+        if not _watcher.started:
             _watcher.start(wait)  # computes the first identity (or has it computed) and calls
             return
     identity = _watcher.identity
@@ -319,7 +330,7 @@ def watch(callback: Callback, *, wait: bool = True) -> None:
 def wait_ready(timeout: float | None) -> bool:
     """Block until the watcher has its first identity (False when ``timeout`` passed first, or
     nothing started the watcher); a watcher started in the background is asked not to wait."""
-    if _watcher.thread is not None:
+    if _watcher.started:
         _watcher.wake.set()
         _watcher.ready.wait(timeout)
     return _watcher.identity is not None
@@ -332,9 +343,14 @@ def unwatch(callback: Callback) -> None:
             _watcher.callbacks.remove(callback)
 
 
+def ready() -> bool:
+    """Whether the watcher has had its first go at the network (identity read, or failed)."""
+    return _watcher.ready.is_set()
+
+
 def in_watcher_thread() -> bool:
     """Whether the caller is the watcher thread (its callbacks may do I/O: no loop waits)."""
-    return _watcher.thread is threading.current_thread()
+    return _watcher.ident == threading.get_ident()
 
 
 def notifying() -> bool:
@@ -364,10 +380,11 @@ def change_count() -> int:
 def _after_fork_in_child() -> None:
     # the thread is gone in the child; the inherited socket is shared with the parent
     old = _watcher.sock
-    running = _watcher.thread is not None
+    running = _watcher.started
     _watcher.sock = None
     _watcher.notifying = False
-    _watcher.thread = None
+    _watcher.started = False
+    _watcher.ident = None
     _watcher.lock = threading.Lock()
     _watcher.updated = threading.Condition()
     _watcher.ready = threading.Event()

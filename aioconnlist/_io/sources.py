@@ -284,6 +284,7 @@ class LocalAddressCache:
         self._ttl = ttl
         self._cached: tuple[float, tuple[LocalAddress, ...]] | None = None  # (expiry, value)
         self.generation = next(_GENERATIONS)  # changes on `invalidate`
+        self.read = False  # the addresses were read at least once
 
     def get(self, now: float | None = None) -> tuple[LocalAddress, ...]:
         return self.get_entry(now)[1]
@@ -298,6 +299,7 @@ class LocalAddressCache:
         ttl = self._ttl if self._ttl is not None else _default_ttl()
         cached = (now + ttl, self._enumerate())
         self._cached = cached
+        self.read = True
         return cached
 
     def invalidate(self) -> None:
@@ -313,6 +315,7 @@ class LocalAddressCache:
         old = self._cached
         addresses = self._enumerate()
         self._cached = (now + ttl, addresses)
+        self.read = True
         if old is None or old[1] != addresses:
             self.generation = next(_GENERATIONS)
 
@@ -541,6 +544,11 @@ def refresh_local_addresses() -> None:
     error (out of descriptors...) the cache stays as it was."""
     with contextlib.suppress(OSError):
         _local_cache.refresh()
+
+
+def local_addresses_read() -> bool:
+    """Whether the machine's addresses were read at least once in this process."""
+    return _local_cache.read
 
 
 def kernel_source(destination: Endpoint, now: float | None = None) -> IPAddress | None:
