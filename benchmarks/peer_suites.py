@@ -170,10 +170,9 @@ if os.environ.get("AIOCONNLIST_SWAP"):
     # process's life. Started before the tests (as our own conftest does), so that a suite's
     # per-test check for leftover threads counts the test's own.
     from aioconnlist._drivers import planning
-    from aioconnlist._io import network
 
     planning._start()
-    network.wait_ready(30.0)  # its socket opened, its first identity read
+    planning.wait_followed(30.0)  # its socket opened, its first identity read
 """
 
 AIOHAPPYEYEBALLS_INI = """[pytest]

@@ -44,10 +44,9 @@ def network_followed() -> None:
     or threads around a connect counts that connect's own. That the import starts nothing and
     the first plan does is tested in a fresh process (test_sources.py)."""
     from aioconnlist._drivers import planning
-    from aioconnlist._io import network
 
     planning._start()
-    assert network.wait_ready(60.0)  # the watcher thread's first identity, applied
+    assert planning.wait_followed(60.0)  # the thread's first go at the network is over
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

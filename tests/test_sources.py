@@ -513,7 +513,7 @@ def test_the_network_is_followed_from_the_first_plan_not_from_import() -> None:
         dumps = []
         real_dump = netlink._dump
         def dump(*args):
-            dumps.append(threading.current_thread().name)
+            dumps.append(threading.get_ident())
             return real_dump(*args)
         netlink._dump = dump
         from aioconnlist._drivers.planning import plan_race
@@ -522,8 +522,9 @@ def test_the_network_is_followed_from_the_first_plan_not_from_import() -> None:
         from aioconnlist._core.options import make_options
         plan_race([parse_address("127.0.0.1:9")], make_options(local_addresses=None), 0.0)
         plan_race([parse_address("127.0.0.1:9")], make_options(), 0.0)  # "auto": not read yet
-        in_plan = [name for name in dumps if name != "aioconnlist-network"]
-        print(network.wait_ready(30.0), network.current() is not None,
+        in_plan = [i for i in dumps if i == threading.main_thread().ident]
+        from aioconnlist._drivers import planning
+        print(planning.wait_followed(30.0), network.current() is not None,
               DEFAULT_HISTORY.network is not None, in_plan == [], len(dumps) > 0,
               sources._local_cache._cached is not None)
         print(threading.active_count() == imported[1] + 1,
@@ -652,21 +653,43 @@ def test_auto_plans_take_alternates_once_the_watcher_read_the_addresses() -> Non
         dumps = []
         real_dump = netlink._dump
         def dump(*args):
-            dumps.append(threading.current_thread().name)
+            dumps.append(threading.get_ident())
             return real_dump(*args)
         netlink._dump = dump
         dests = [parse_address("127.0.0.1:9"), parse_address("[::1]:9")]
         first = planning.plan_race(dests, make_options(), 0.0)
         kernel = planning.plan_race(dests, make_options(local_addresses=None), 0.0)
         print(first == kernel, planning._before_addresses())
-        print(network.wait_ready(30.0), planning._before_addresses())
+        print(planning.wait_followed(30.0), planning._before_addresses())
         later = planning.plan_race(dests, make_options(), 0.0)
         view = sources.gather_sources(dests, "auto")
         print(view.mode == "auto", later == plan_pairs(dests, view, history=None, now=0.0),
-              [n for n in dumps if n != "aioconnlist-network"] == [])
+              threading.main_thread().ident not in dumps)
         """
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     ).stdout.split()
     assert out == ["True", "True", "True", "False", "True", "True", "True"], out
+
+
+def test_the_async_api_loads_only_what_a_first_connect_runs() -> None:
+    """The drivers' import (what ``aioconnlist.connect_by_list`` loads) creates no dataclass and
+    loads neither the history file's machinery (json, hashlib's OpenSSL bindings) nor the
+    network's (the identity, the watcher): the thread that follows the network after the first
+    plan imports those. The by-name path (resolvers) is loaded by its first call."""
+    code = textwrap.dedent(
+        """
+        import asyncio, sys
+        import aioconnlist
+        aioconnlist.connect_by_list
+        absent = ["dataclasses", "json", "hashlib", "difflib", "aioconnlist._io.history_file",
+                  "aioconnlist._io.network", "aioconnlist._io.resolve",
+                  "aioconnlist._drivers.by_name"]
+        print([m for m in absent if m in sys.modules])
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.strip()
+    assert out == "[]", out

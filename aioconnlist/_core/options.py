@@ -353,8 +353,8 @@ _SHOWN = {
 }
 
 
-def _annotation(options_type: type, name: str) -> object:
-    annotation = inspect.get_annotations(options_type).get(name, inspect.Parameter.empty)
+def _annotation(annotations: Mapping[str, object], name: str) -> object:
+    annotation = annotations.get(name, inspect.Parameter.empty)
     text = getattr(annotation, "__forward_arg__", annotation)  # a string, as written
     return _SHOWN.get(text, text) if isinstance(text, str) else text
 
@@ -369,12 +369,13 @@ def option_parameters(
     names = [n for n in OPTION_DEFAULTS if n in keys]  # make_options' order: the table's
     names += sorted(keys - set(names))  # (a TypedDict beyond the race options)
     chosen = {**OPTION_DEFAULTS, **(defaults or {})}
+    annotations = inspect.get_annotations(options_type)
     return [
         inspect.Parameter(
             name,
             inspect.Parameter.KEYWORD_ONLY,
             default=chosen.get(name, inspect.Parameter.empty),
-            annotation=_annotation(options_type, name),
+            annotation=_annotation(annotations, name),
         )
         for name in names
     ]

@@ -3,12 +3,17 @@ the `Race` that runs it."""
 
 from __future__ import annotations
 
+import _thread
 import errno
+import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
+from .._core import history as _history
 from .._core.addresses import Endpoint, IPAddress
 from .._core.errors import (
     RESOURCE_ERRNOS,
@@ -31,52 +36,109 @@ from .._core.pairs import (
 from .._core.planner import plan_pairs
 from .._core.race import Race
 from .._core.records import positional_record
-from .._io import history_file, network, sources
+from .._io import sources
 from .._io.nat64 import synthesized_map
 from .._io.sources import gather_sources_until, invalidate, machine_addresses, sources_generation
 
-history_file.install()  # PairHistory.open, AIOCONNLIST_HISTORY
+if TYPE_CHECKING:
+    from .._io.network import NetworkIdentity
+
+#: seconds after the first plan before the network is read (off that plan's connect, and out
+#: of a short-lived process altogether; a waiter, `wait_followed`, does not wait for it)
+FOLLOW_DELAY = 0.02
+
+
+def _open_history(history: PairHistory, path: str) -> None:
+    from .._io import history_file  # the file machinery (json...) when a file is asked for
+
+    history_file.install()
+    history_file.attach(history, path)
+
+
+if os.environ.get("AIOCONNLIST_HISTORY"):
+    from .._io import history_file
+
+    history_file.install()  # DEFAULT_HISTORY file-backed now, as the variable asks
+else:
+    _history._OPENER = _open_history  # PairHistory.open
 _start_lock = threading.Lock()
 _started = False
+_wake = threading.Event()  # a waiter wants the network followed now
+_followed = threading.Event()  # the first go at the network is over
 
 
 def _start() -> None:
     """On the first plan: follow the network (history partitions per network; sources re-read
-    when the kernel reports an address, link or route change). The watcher thread starts here,
-    not at import, and does the work itself (the network's identity, the kernel's TCP metrics,
-    the machine's addresses): the first plan goes on with the kernel's choices and the history
-    as they are, and no netlink dump runs on its event loop. Until the identity arrives, the
-    history gathers its evidence unnamed (the first identity names it); the sources are cached
-    ``CACHE_TTL`` seconds, as where no change is notified."""
+    when the kernel reports an address, link or route change). A thread started here, not at
+    import, does the work `FOLLOW_DELAY` seconds later (the network's identity, the kernel's
+    TCP metrics, the machine's addresses, the watcher thread): the first plans go on with the
+    kernel's choices and the history as they are, and neither a netlink dump nor the import of
+    that machinery runs on their event loop. Until the identity arrives, the history gathers
+    its evidence unnamed (the first identity names it); the sources are cached ``CACHE_TTL``
+    seconds, as where no change is notified."""
     global _started
     with _start_lock:
         if not _started:
-            sources.set_change_notifications(network.notifying)
-            network.watch(_on_network, wait=False)
-            history_file.follow_network(wait=False)
             _started = True
+            # a bare thread: threading.Thread.start() would wait for it to run
+            _thread.start_new_thread(_follow, ())
+
+
+def _follow() -> None:
+    try:
+        _wake.wait(FOLLOW_DELAY)
+        from .._io import history_file, network
+
+        sources.set_change_notifications(network.notifying)
+        network.watch(_on_network, wait=True)  # the identity read here, then the watcher starts
+        history_file.install()
+        history_file.follow_network(wait=True)  # the histories on it, with the kernel's RTTs
+        sources.refresh_local_addresses()
+    except Exception:  # never an unhandled error in a thread of ours
+        logging.getLogger("aioconnlist.network").exception("following the network failed")
+    finally:
+        _followed.set()
+
+
+def wait_followed(timeout: float | None) -> bool:
+    """Block until the first go at the network after `_start` is over (False: not started, or
+    ``timeout`` passed first); the thread is asked not to wait its delay."""
+    if not _started:
+        return False
+    _wake.set()
+    return _followed.wait(timeout)
 
 
 def _before_addresses() -> bool:
-    """True until the watcher has had its first go at the network (which reads the machine's
-    addresses into the cache), unless they were read otherwise: the plans of a process's first
-    races take the kernel's choice of source alone, with no interface enumeration (two netlink
-    dumps) on their path; alternate sources join the plans from then on."""
-    return not network.ready() and not sources.local_addresses_read()
+    """True until the first go at the network (which reads the machine's addresses into the
+    cache) is over, unless they were read otherwise: the plans of a process's first races take
+    the kernel's choice of source alone, with no interface enumeration (two netlink dumps) on
+    their path; alternate sources join the plans from then on."""
+    return not _followed.is_set() and not sources.local_addresses_read()
 
 
 _seen_network = False
 
 
-def _on_network(_identity: network.NetworkIdentity) -> None:
-    """The first identity: the machine's addresses read into the cache (in the watcher's
-    thread); every later one is a change: the cached sources go, and are read again there."""
+def _on_network(_identity: NetworkIdentity) -> None:
+    """Every identity after the first is a change: the cached sources go, and are read again
+    here, in the watcher's thread."""
     global _seen_network
     if _seen_network:
         invalidate()
-    _seen_network = True
-    if network.in_watcher_thread():
         sources.refresh_local_addresses()
+    _seen_network = True
+
+
+def _after_fork_in_child() -> None:
+    global _started, _wake, _followed
+    if _started and not _followed.is_set():  # the thread did not come along: start again
+        _started = False
+        _wake, _followed = threading.Event(), threading.Event()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @positional_record

@@ -24,9 +24,11 @@ is not read. Any problem (missing, empty, truncated, garbage, a foreign format o
 file from another key, unreadable, a read-only directory) is logged once as a warning per
 history and never raised: the history then works in memory and is rebuilt at the next write.
 
-Imported with the drivers: registers `PairHistory.open`, makes `DEFAULT_HISTORY` file-backed
-when ``AIOCONNLIST_HISTORY`` names a file, and keeps `DEFAULT_HISTORY` and every opened history
-on the current network's partition, with the kernel's TCP metrics as positive evidence.
+Imported when first needed (a history file opened or named by ``AIOCONNLIST_HISTORY``, the
+package's ``DEFAULT_HISTORY``, or the drivers' thread that follows the network after the first
+plan): registers `PairHistory.open`, makes `DEFAULT_HISTORY` file-backed when
+``AIOCONNLIST_HISTORY`` names a file, and keeps `DEFAULT_HISTORY` and every opened history on
+the current network's partition, with the kernel's TCP metrics as positive evidence.
 """
 
 from __future__ import annotations

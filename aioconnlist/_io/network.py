@@ -230,10 +230,12 @@ class _Watcher:
         self.started = True
         # a bare thread: threading.Thread.start() would wait for it to run (a GIL hand-over,
         # milliseconds beside a busy Python thread, on the caller's first connect)
-        _thread.start_new_thread(self._main, (target,))
+        _thread.start_new_thread(self._main, (target, 0.0 if wait else BACKGROUND_DELAY))
 
-    def _main(self, target: Callable[[], None]) -> None:
+    def _main(self, target: Callable[[], None], delay: float) -> None:
         self.ident = threading.get_ident()
+        if delay:
+            self.wake.wait(delay)  # the caller's first connect is over by then, mostly
         threading.current_thread().name = THREAD_NAME  # registered with threading (a daemon)
         target()
 
@@ -254,7 +256,6 @@ class _Watcher:
                 _log.debug("no netlink notifications (%s): polling", e)
 
     def _run_from_start(self) -> None:
-        self.wake.wait(BACKGROUND_DELAY)  # the caller's first connect is over by then, mostly
         self._subscribe()  # subscribed before the identity is read: no change falls between
         try:
             self._notify(identify())

@@ -228,11 +228,10 @@ async def races(spec: dict[str, Any], history: Any) -> dict[str, Any]:
 async def run(scenario: dict[str, Any]) -> dict[str, Any]:
     import aioconnlist
     from aioconnlist._drivers import planning
-    from aioconnlist._io import network
 
     aioconnlist.connect_by_list  # noqa: B018 (the package root is lazy: load the API untimed)
     planning._start()  # the process's network watcher (its socket): before fds are counted
-    network.wait_ready(30.0)  # it reads the network in its own thread
+    planning.wait_followed(30.0)  # it reads the network in its own thread
     kind = scenario.get("history", "fresh")
     history: Any
     if kind == "fresh":
