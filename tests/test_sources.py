@@ -693,3 +693,34 @@ def test_the_async_api_loads_only_what_a_first_connect_runs() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     ).stdout.strip()
     assert out == "[]", out
+
+
+def test_on_an_event_loop_the_first_plan_leaves_the_thread_to_a_timer() -> None:
+    """A plan on an event loop starts no thread: the loop's timer starts the one that follows
+    the network `FOLLOW_DELAY` later, which then names the history's partition and reads the
+    machine's addresses (off the first connect altogether)."""
+    code = textwrap.dedent(
+        """
+        import asyncio, os
+        from aioconnlist._core.addresses import parse_address
+        from aioconnlist._core.history import DEFAULT_HISTORY
+        from aioconnlist._core.options import make_options
+        from aioconnlist._drivers import planning
+        from aioconnlist._io import sources
+        tasks = lambda: len(os.listdir("/proc/self/task"))
+        async def main():
+            loop = asyncio.get_running_loop()
+            before = tasks()
+            planning.plan_race([parse_address("127.0.0.1:9")], make_options(), loop.time())
+            print(tasks() == before, planning._started, planning._scheduled_on is loop)
+            followed = await loop.run_in_executor(None, planning._followed.wait, 30.0)
+            from aioconnlist._io import network
+            print(followed, network.current() is not None, DEFAULT_HISTORY.network is not None,
+                  sources.local_addresses_read())
+        asyncio.run(main())
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    assert out == ["True", "False", "True", "True", "True", "True", "True"], out

@@ -8,10 +8,11 @@ import errno
 import logging
 import math
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._core import history as _history
 from .._core.addresses import Endpoint, IPAddress
@@ -61,7 +62,7 @@ if os.environ.get("AIOCONNLIST_HISTORY"):
     history_file.install()  # DEFAULT_HISTORY file-backed now, as the variable asks
 else:
     _history._OPENER = _open_history  # PairHistory.open
-_start_lock = threading.Lock()
+_start_lock = threading.RLock()
 _started = False
 _wake = threading.Event()  # a waiter wants the network followed now
 _followed = threading.Event()  # the first go at the network is over
@@ -69,24 +70,54 @@ _followed = threading.Event()  # the first go at the network is over
 
 def _start() -> None:
     """On the first plan: follow the network (history partitions per network; sources re-read
-    when the kernel reports an address, link or route change). A thread started here, not at
-    import, does the work `FOLLOW_DELAY` seconds later (the network's identity, the kernel's
-    TCP metrics, the machine's addresses, the watcher thread): the first plans go on with the
-    kernel's choices and the history as they are, and neither a netlink dump nor the import of
-    that machinery runs on their event loop. Until the identity arrives, the history gathers
-    its evidence unnamed (the first identity names it); the sources are cached ``CACHE_TTL``
-    seconds, as where no change is notified."""
+    when the kernel reports an address, link or route change). A thread does the work (the
+    network's identity, the kernel's TCP metrics, the machine's addresses, the watcher thread),
+    started `FOLLOW_DELAY` seconds after the first plan, by a timer of the event loop that
+    plan runs on (else at once, and it waits that long itself): the first connect pays neither
+    for it nor for its start, no netlink dump and none of that machinery's imports run on the
+    loop, and a process that ends sooner never starts it. Until the identity arrives the
+    history gathers its evidence unnamed (the first identity names it); the sources are cached
+    ``CACHE_TTL`` seconds, as where no change is notified."""
+    global _scheduled_on
+    with _start_lock:
+        if _started:
+            return
+        loop = _running_loop()
+        if loop is None:
+            _start_thread(FOLLOW_DELAY)
+        elif _scheduled_on is not loop or loop.is_closed():  # pending on no loop that runs
+            _scheduled_on = loop
+            loop.call_later(FOLLOW_DELAY, _start_thread, 0.0)
+
+
+_scheduled_on: Any = None  # the loop whose timer will start the thread
+
+
+def _running_loop() -> Any:
+    """The asyncio loop running in this thread, if any (asyncio is not imported for it)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _start_thread(delay: float) -> None:
     global _started
     with _start_lock:
-        if not _started:
-            _started = True
-            # a bare thread: threading.Thread.start() would wait for it to run
-            _thread.start_new_thread(_follow, ())
+        if _started:
+            return
+        _started = True
+    # a bare thread: threading.Thread.start() would wait for it to run
+    _thread.start_new_thread(_follow, (delay,))
 
 
-def _follow() -> None:
+def _follow(delay: float) -> None:
     try:
-        _wake.wait(FOLLOW_DELAY)
+        if delay:
+            _wake.wait(delay)
         from .._io import history_file, network
 
         sources.set_change_notifications(network.notifying)
@@ -101,11 +132,13 @@ def _follow() -> None:
 
 
 def wait_followed(timeout: float | None) -> bool:
-    """Block until the first go at the network after `_start` is over (False: not started, or
-    ``timeout`` passed first); the thread is asked not to wait its delay."""
-    if not _started:
+    """Block until the first go at the network after `_start` is over (False: `_start` was not
+    called, or ``timeout`` passed first); the thread is started now if pending, and asked not
+    to wait its delay."""
+    if not _started and _scheduled_on is None:
         return False
     _wake.set()
+    _start_thread(0.0)
     return _followed.wait(timeout)
 
 
@@ -131,9 +164,9 @@ def _on_network(_identity: NetworkIdentity) -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _started, _wake, _followed
-    if _started and not _followed.is_set():  # the thread did not come along: start again
-        _started = False
+    global _started, _wake, _followed, _scheduled_on
+    if not _followed.is_set():  # the thread did not come along: start again at the next plan
+        _started, _scheduled_on = False, None
         _wake, _followed = threading.Event(), threading.Event()
 
 
