@@ -36,7 +36,7 @@ from .._io.nat64 import needed as nat64_needed
 from .._io.nat64 import through_nat64_async
 from .._io.sources import after_failed_race as invalidate  # kept when changes are notified
 from .planning import cached_plan, new_race, no_usable_pair, plan_race
-from .sockets import SocketFactory, default_socket_factory, open_attempt_socket
+from .sockets import SocketFactory, close_connecting, default_socket_factory, open_attempt_socket
 from .timeouts import expired, timeout_at
 
 
@@ -263,7 +263,7 @@ class _Attempts:
                 continue
             with contextlib.suppress(OSError, ValueError):
                 self.loop.remove_writer(sock.fileno())
-            sock.close()
+            close_connecting(sock)
         self.running.clear()
         while self.done:
             self.done.popleft()[1].close()
@@ -505,7 +505,7 @@ async def _one_pair(
                 async with deadline:
                     in_flight = await _sock_connect(loop, sock, address, backup_at)
         except (OSError, asyncio.TimeoutError) as e:  # the deadline's (not an OSError on 3.10)
-            sock.close()
+            close_connecting(sock)
             state = state or new_race([pair], options, origin)
             if deadline is not None and expired(deadline):
                 state.time_out(loop.time())
@@ -515,7 +515,7 @@ async def _one_pair(
             else:  # a TimeoutError of the caller's own (3.10: not an OSError)
                 raise
         except BaseException:
-            sock.close()
+            close_connecting(sock)
             if state is not None:
                 state.cancel(loop.time())
             raise
