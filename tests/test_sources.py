@@ -527,6 +527,7 @@ def test_the_network_is_followed_from_the_first_plan_not_from_import() -> None:
         print(planning.wait_followed(30.0), network.current() is not None,
               DEFAULT_HISTORY.network is not None, in_plan == [], len(dumps) > 0,
               sources._local_cache._cached is not None)
+        network._watcher.registered.wait(30.0)  # the watcher runs (and is counted) by then
         print(threading.active_count() == imported[1] + 1,
               fds() == imported[0] + network.notifying(), network.notifying(),
               "psutil" in sys.modules)

@@ -139,7 +139,12 @@ def wait_followed(timeout: float | None) -> bool:
         return False
     _wake.set()
     _start_thread(0.0)
-    return _followed.wait(timeout)
+    if not _followed.wait(timeout):
+        return False
+    from .._io import network
+
+    network.wait_ready(timeout)  # the watcher thread running, counted by threading
+    return True
 
 
 def _before_addresses() -> bool:

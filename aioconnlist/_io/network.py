@@ -217,6 +217,7 @@ class _Watcher:
         self.notifying = False  # the thread reads netlink notifications (not polling)
         self.lock = threading.Lock()
         self.wake = threading.Event()  # set: a waiter wants the first identity now
+        self.registered = threading.Event()  # the thread is known to threading (tests)
 
     def start(self, wait: bool = True) -> None:
         """Start the thread. ``wait``: the first identity is computed (and the callbacks called)
@@ -237,6 +238,7 @@ class _Watcher:
         if delay:
             self.wake.wait(delay)  # the caller's first connect is over by then, mostly
         threading.current_thread().name = THREAD_NAME  # registered with threading (a daemon)
+        self.registered.set()
         target()
 
     def _first(self) -> None:
@@ -334,6 +336,7 @@ def wait_ready(timeout: float | None) -> bool:
     if _watcher.started:
         _watcher.wake.set()
         _watcher.ready.wait(timeout)
+        _watcher.registered.wait(timeout)  # and known to threading (a count of threads holds)
     return _watcher.identity is not None
 
 
@@ -390,6 +393,7 @@ def _after_fork_in_child() -> None:
     _watcher.updated = threading.Condition()
     _watcher.ready = threading.Event()
     _watcher.wake = threading.Event()
+    _watcher.registered = threading.Event()
     if _watcher.identity is not None:
         _watcher.ready.set()
     if old is not None:
