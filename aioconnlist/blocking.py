@@ -127,6 +127,7 @@ import contextlib
 import dataclasses
 import errno
 import os
+import _socket
 import socket
 import struct
 import sys
@@ -242,6 +243,7 @@ class _Defaults:
     options: tuple[tuple[int, int, int], ...]
     values: tuple[OptionValue, ...]
     early: tuple[int, ...]  # the indexes of the options of _READ_BEFORE_CONNECT
+    early_specs: tuple[tuple[int, int, int, int], ...] = ()  # (index, level, option, size)
 
 
 #: (family, type, proto) -> _Defaults, learned once from a fresh socket
@@ -265,7 +267,10 @@ def _learn_defaults(family: int, kind: int, proto: int) -> _Defaults:
             if name in _READ_BEFORE_CONNECT:
                 early.append(len(options))
             options.append(spec)
-    found = _defaults[family, kind, proto] = _Defaults(tuple(options), tuple(values), tuple(early))
+    specs = tuple((i, *options[i]) for i in early)
+    found = _defaults[family, kind, proto] = _Defaults(
+        tuple(options), tuple(values), tuple(early), specs
+    )
     return found
 
 
@@ -395,6 +400,32 @@ def _copy_more_options(caller: socket.socket, new: socket.socket) -> None:
             continue  # not for this family/protocol/kernel (or not settable again here)
 
 
+#: the C-level family of a socket (an int; ``socket.socket.family`` converts it to an enum)
+_raw_family = _socket.socket.family.__get__
+
+
+def _kind_and_fast_open(sock: socket.socket, fd: int) -> tuple[int, bool | None]:
+    """The socket's type and whether ``TCP_FASTOPEN_CONNECT`` is on (None: not known here).
+
+    ``TCP_FASTOPEN_CONNECT`` is read first: a socket that answers a TCP-level option is a TCP
+    (or MPTCP) stream socket, so its type need not be read as well; any other (an older
+    kernel, MPTCP without the option, not TCP at all) answers ``SO_TYPE``."""
+    try:
+        if _TCP_FASTOPEN_CONNECT is not None:
+            try:
+                return socket.SOCK_STREAM, bool(
+                    sock.getsockopt(socket.IPPROTO_TCP, _TCP_FASTOPEN_CONNECT)
+                )
+            except OSError as exc:
+                if exc.errno in (errno.ENOTSOCK, errno.EBADF):
+                    raise
+        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE), None
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSOCK, errno.EBADF):
+            raise NotASocket(f"sock (fd {fd}) is not an open socket: {exc.strerror}") from exc
+        raise
+
+
 def _inspect(sock: object) -> _CallerSocket:
     """Check ``sock`` is an unbound, unconnected TCP socket; read what attempts must mirror."""
     if not isinstance(sock, socket.socket):
@@ -402,15 +433,12 @@ def _inspect(sock: object) -> _CallerSocket:
     fd = sock.fileno()
     if fd < 0:
         raise NotASocket("sock is closed")
-    try:
-        kind = sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
-    except OSError as exc:
-        if exc.errno in (errno.ENOTSOCK, errno.EBADF):
-            raise NotASocket(f"sock (fd {fd}) is not an open socket: {exc.strerror}") from exc
-        raise
-    family = sock.family
+    kind, fast_open = _kind_and_fast_open(sock, fd)
+    family = _raw_family(sock)
     if family not in _BOTH_FAMILIES:
-        raise InvalidArgument(f"sock must be an AF_INET or AF_INET6 socket, not family {family}")
+        raise InvalidArgument(
+            f"sock must be an AF_INET or AF_INET6 socket, not family {sock.family}"
+        )
     if kind != socket.SOCK_STREAM:
         raise InvalidArgument(f"sock must be a SOCK_STREAM (TCP) socket, not type {kind}")
     ssl = sys.modules.get("ssl")
@@ -431,6 +459,10 @@ def _inspect(sock: object) -> _CallerSocket:
         sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
     )
     defaults = _defaults.get((family, kind, proto)) or _learn_defaults(family, kind, proto)
+    getsockopt = sock.getsockopt
+    early: dict[int, OptionValue] = {}
+    for i, level, option, size in defaults.early_specs:
+        early[i] = getsockopt(level, option, size) if size else getsockopt(level, option)
     return _CallerSocket(
         sock,
         fd,
@@ -439,28 +471,24 @@ def _inspect(sock: object) -> _CallerSocket:
         proto,
         v6only,
         sock.gettimeout(),
-        not _fast_open_connect(sock),
+        not fast_open,  # (None: the option is not there to be on)
         defaults,
-        {i: _read(sock, *defaults.options[i]) for i in defaults.early},
+        early,
     )
-
-
-def _fast_open_connect(sock: socket.socket) -> bool:
-    """Whether ``TCP_FASTOPEN_CONNECT`` is on: such a socket "connects" before any handshake,
-    so a race on it would be won by whichever pair went first; it is not lent to the race."""
-    if _TCP_FASTOPEN_CONNECT is None:
-        return False
-    try:
-        return bool(sock.getsockopt(socket.IPPROTO_TCP, _TCP_FASTOPEN_CONNECT))
-    except OSError:  # an older kernel, or a protocol without it (MPTCP)
-        return False
 
 
 # --------------------------------------------------------------------------- arguments
 
 
+_plain_options: list[Options] = []  # options_from({"timeout": None}), once made
+
+
 def _make_options(timeout: object, options: Mapping[str, object]) -> Options:
     # An unknown option name is a TypeError, as for any Python call (and as in the async API).
+    if timeout is None and not options:  # the everyday call: no deadline, no options
+        if not _plain_options:
+            _plain_options.append(options_from({"timeout": None}))
+        return _plain_options[0]
     return options_from({"timeout": timeout, **options})
 
 
@@ -470,21 +498,29 @@ def _usable_by(family: int, v6only: bool, version: int) -> bool:
     return version == 6 or not v6only
 
 
+def _family_name(family: int, v6only: bool) -> str:
+    if family == socket.AF_INET:
+        return "AF_INET"
+    return "AF_INET6 (IPV6_V6ONLY on)" if v6only else "AF_INET6 (dual-stack)"
+
+
 def _restrict_to_family(
     destinations: list[Endpoint], options: Options, family: int, v6only: bool
 ) -> tuple[list[Endpoint], Options]:
-    kind = "AF_INET" if family == socket.AF_INET else "AF_INET6"
-    if family == socket.AF_INET6:
-        kind += " (IPV6_V6ONLY on)" if v6only else " (dual-stack)"
-    usable = [d for d in destinations if _usable_by(family, v6only, d.ip.version)]
+    if family == socket.AF_INET6 and not v6only:
+        usable = destinations  # dual-stack: every address
+    else:
+        usable = [d for d in destinations if _usable_by(family, v6only, d.ip.version)]
     if not usable:
         listed = ", ".join(str(d) for d in destinations)
+        kind = _family_name(family, v6only)
         raise InvalidArgument(f"no address usable by an {kind} socket among {listed}")
     local = options.local_addresses
     if isinstance(local, tuple):
         sources = tuple(s for s in local if _usable_by(family, v6only, s.ip.version))
         if not sources:
             listed = ", ".join(str(s) for s in local)
+            kind = _family_name(family, v6only)
             raise InvalidArgument(f"no local address usable by an {kind} socket among {listed}")
         if len(sources) != len(local):
             options = dataclasses.replace(options, local_addresses=sources)
@@ -605,6 +641,9 @@ def connect_by_list(
     # non-blocking file description: re-apply the caller's mode (it sets or clears O_NONBLOCK).
     sock.settimeout(caller.timeout)
     local = sock.getsockname()
+    if caller.family == socket.AF_INET:
+        # what getpeername() reports for an IPv4 peer: the address connected to, as connected
+        return local, pair.destination.sockaddr(socket.AF_INET)
     try:
         remote = sock.getpeername()
     except OSError:  # reset already; it did connect, report whom

@@ -246,12 +246,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--instructions", type=int, default=300, help="calls counted under callgrind (0: none)"
     )
+    parser.add_argument("--rounds-only", action="store_true", help="no callgrind counts")
+    parser.add_argument("--instructions-only", action="store_true", help="callgrind counts only")
     args = parser.parse_args(argv)
     server = DrainingListener()
     try:
         pin(0)
-        timings(server.address, args.n, args.rounds)
-        if args.instructions:
+        if not args.instructions_only:
+            timings(server.address, args.n, args.rounds)
+        if args.instructions and not args.rounds_only:
             instructions(server.address, args.instructions)
     finally:
         server.close()
