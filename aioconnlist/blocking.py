@@ -123,11 +123,11 @@ Windows and macOS
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import dataclasses
 import errno
 import os
-import _socket
 import socket
 import struct
 import sys

@@ -16,9 +16,9 @@ against their pairs) and the exception propagates.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
-import _socket
 import select
 import socket
 import time
@@ -175,7 +175,7 @@ def _first_wait(sock: socket.socket, pair: Pair, options: Options, origin: float
         waiter.add(sock.fileno())
         if not waiter.wait(backup_delay):
             return -1
-        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # type: ignore[no-any-return]
+        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     poller = _POLL()
     poller.register(sock, select.POLLOUT)
     if not options.backups_possible:
@@ -194,7 +194,7 @@ def _first_wait(sock: socket.socket, pair: Pair, options: Options, origin: float
             if not ready:
                 return -1
     if ready[0][1] & _TROUBLE:
-        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # type: ignore[no-any-return]
+        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     return 0
 
 

@@ -38,7 +38,9 @@ def open_attempt_socket(factory: SocketFactory, pair: Pair) -> socket.socket:
     try:
         if factory is not default_socket_factory or not _SOCK_NONBLOCK:  # (ours: as wanted)
             if sock.family not in _FAMILIES:  # a factory's wrong socket
-                raise OSError(errno.EAFNOSUPPORT, f"the attempt socket is of family {sock.family!r}")
+                raise OSError(
+                    errno.EAFNOSUPPORT, f"the attempt socket is of family {sock.family!r}"
+                )
             sock.setblocking(False)
         if pair.source is not None:
             if _HAS_BIND_NO_PORT and sock.family in _FAMILIES:
