@@ -507,10 +507,13 @@ def _family_name(family: int, v6only: bool) -> str:
 def _restrict_to_family(
     destinations: list[Endpoint], options: Options, family: int, v6only: bool
 ) -> tuple[list[Endpoint], Options]:
-    if family == socket.AF_INET6 and not v6only:
-        usable = destinations  # dual-stack: every address
-    else:
-        usable = [d for d in destinations if _usable_by(family, v6only, d.ip.version)]
+    usable = destinations  # a dual-stack socket: every address; else those of its family
+    if family == socket.AF_INET or v6only:
+        wanted = socket.AF_INET if family == socket.AF_INET else socket.AF_INET6
+        for d in destinations:
+            if d._family != wanted:  # (only then a list is made)
+                usable = [d for d in destinations if d._family == wanted]
+                break
     if not usable:
         listed = ", ".join(str(d) for d in destinations)
         kind = _family_name(family, v6only)

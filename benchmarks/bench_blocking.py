@@ -216,7 +216,7 @@ def callgrind_instructions(name: str, k: int, address: tuple[str, int]) -> int:
     raise RuntimeError(out)
 
 
-def instructions(address: tuple[str, int], k: int) -> None:
+def instructions(address: tuple[str, int], k: int, only: str = "") -> None:
     print(f"\ninstructions per call (callgrind, user space, ({k} + 50 calls) - (50 calls)) / {k}")
     subprocess.run(  # byte-compiled beforehand: no run pays for compiling
         [
@@ -232,6 +232,8 @@ def instructions(address: tuple[str, int], k: int) -> None:
     )
     base = None
     for name, (_fn, slow) in variants(address).items():
+        if only not in name and name != "socket.create_connection":
+            continue
         calls = max(1, k // slow)
         warm = callgrind_instructions(name, 0, address)
         per = (callgrind_instructions(name, calls, address) - warm) / calls
@@ -248,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds-only", action="store_true", help="no callgrind counts")
     parser.add_argument("--instructions-only", action="store_true", help="callgrind counts only")
+    parser.add_argument("--only", default="", help="the variants whose name contains this")
     args = parser.parse_args(argv)
     server = DrainingListener()
     try:
@@ -255,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.instructions_only:
             timings(server.address, args.n, args.rounds)
         if args.instructions and not args.rounds_only:
-            instructions(server.address, args.instructions)
+            instructions(server.address, args.instructions, args.only)
     finally:
         server.close()
     return 0

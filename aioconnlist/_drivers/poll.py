@@ -71,8 +71,12 @@ class _Writable:
         return list({*writable, *failed})
 
 
+#: what connect_ex returns for a connect still under way
+_WAITING = frozenset({errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY, errno.EINTR})
+
+
 def _waiting(code: int) -> bool:
-    return code in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY, errno.EINTR)
+    return code in _WAITING
 
 
 class AttemptSockets:
@@ -211,10 +215,12 @@ def _one_pair(
     except OSError as exc:
         error = exc
     else:
-        address = pair.destination.sockaddr(sockets.family_of(sock))
+        address = pair.destination.sockaddr(
+            sockets.own_family if sock is sockets.own else _raw_family(sock)
+        )
         try:
             code = sock.connect_ex(address)
-            if _waiting(code):
+            if code in _WAITING:
                 code = _first_wait(sock, pair, options, origin)
         except BaseException as exc:
             sockets.release(sock, connecting=not isinstance(exc, OSError))
