@@ -787,8 +787,8 @@ def _create_connection(
 ) -> socket.socket:
     """`create_connection` with a resolver family (urllib3's ``allowed_gai_family``)."""
     timeout = _deadline(timeout)
-    start = time.monotonic()
-    race_options = dict(options)
+    start = time.monotonic() if timeout is not None else 0.0
+    race_options: Mapping[str, Any] = options
     if _is_host_port(address):
         host, port = address[0], address[1]  # type: ignore[index]
         if len(address) == 4:  # type: ignore[arg-type]
@@ -797,7 +797,11 @@ def _create_connection(
             destinations = resolve_blocking(host, port, family)
     else:
         destinations = parse_addresses(address)
-    destinations, bind = _source(source_address, destinations, race_options)
+    bind = None
+    if source_address is not None:  # (it may set local_addresses: on a copy)
+        copied = dict(options)
+        destinations, bind = _source(source_address, destinations, copied)
+        race_options = copied
     settings = tuple(socket_options) if socket_options is not None else ()
     remaining = timeout
     if timeout is not None:
