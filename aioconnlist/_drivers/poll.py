@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import _socket
 import errno
+import math
 import os
 import select
 import socket
@@ -105,7 +106,7 @@ class AttemptSockets:
             own is not None
             and not self.lent
             and pair.source is None
-            and pair.destination.family == self.own_family
+            and pair.destination._family == self.own_family
         ):
             self.lent = True
             own.setblocking(False)
@@ -158,48 +159,51 @@ _POLL = getattr(select, "poll", None)
 #: a connecting TCP socket means it is established (Linux's tcp_poll reports POLLERR whenever
 #: the socket has an error to report and POLLHUP once it is closed), so SO_ERROR would read 0
 _TROUBLE = select.POLLERR | select.POLLHUP | select.POLLNVAL if _POLL is not None else 0
+_POLLOUT = select.POLLOUT if _POLL is not None else 0
 
 
 def _first_wait(sock: socket.socket, pair: Pair, options: Options, origin: float) -> int:
     """Wait for the single attempt's connect: 0 (connected), its errno, or -1 when it stayed
     silent for the backup delay (the full race takes over).
 
-    The backup delay needs the pair's history (`delay_after`) only if the connect outlasts
-    the shortest delay it can be, ``min(min_attempt_delay, attempt_delay)``: the first wait is
-    that long, and the history is consulted (as of ``origin``, as the general path does) only
-    for the rest of the wait. One poll(2) on one descriptor; SO_ERROR read only when it
-    reports trouble."""
-    if _POLL is None:  # (Windows: select)
-        backup_delay = None
-        if options.backups_possible:
-            backup_delay = delay_after(
-                pair, origin, options.attempt_delay, options.min_attempt_delay, options.history
-            )
-        waiter = _Writable()
-        waiter.add(sock.fileno())
-        if not waiter.wait(backup_delay):
-            return -1
-        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-    poller = _POLL()
-    poller.register(sock, select.POLLOUT)
-    if not options.backups_possible:
-        ready = poller.poll()
-    else:
-        started = time.monotonic()
+    One poll(2) on one descriptor, SO_ERROR read only when it reports trouble. The backup
+    delay needs the pair's history (`delay_after`) only if the connect outlasts the shortest
+    delay it can be, ``min(min_attempt_delay, attempt_delay)``: the first poll is that long,
+    and the history is consulted (as of ``origin``, as the general path does) only for the
+    rest of the wait."""
+    if _POLL is not None:
+        poller = _POLL()
+        poller.register(sock, _POLLOUT)
         attempt_delay = options.attempt_delay
-        floor = min(options.min_attempt_delay, attempt_delay)  # delay_after is never shorter
-        ready = poller.poll(floor * 1e3)
-        if not ready:
-            backup_delay = delay_after(
-                pair, origin, attempt_delay, options.min_attempt_delay, options.history
-            )
-            rest = backup_delay - (time.monotonic() - started)
-            ready = poller.poll(max(0.0, rest) * 1e3)
+        if not options.backup_attempts or attempt_delay == math.inf:  # (not backups_possible)
+            ready = poller.poll()
+        else:
+            started = time.monotonic()
+            floor = options.min_attempt_delay  # delay_after is never shorter than the smaller
+            if attempt_delay < floor:
+                floor = attempt_delay
+            ready = poller.poll(floor * 1e3)
             if not ready:
-                return -1
-    if ready[0][1] & _TROUBLE:
-        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-    return 0
+                backup_delay = delay_after(
+                    pair, origin, attempt_delay, options.min_attempt_delay, options.history
+                )
+                ready = poller.poll(max(0.0, backup_delay - (time.monotonic() - started)) * 1e3)
+        if not ready:
+            return -1  # silent for the backup delay: the full race takes over
+        if ready[0][1] & _TROUBLE:
+            return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        return 0
+    # (Windows: select)
+    wait: float | None = None
+    if options.backups_possible:
+        wait = delay_after(
+            pair, origin, options.attempt_delay, options.min_attempt_delay, options.history
+        )
+    waiter = _Writable()
+    waiter.add(sock.fileno())
+    if not waiter.wait(wait):
+        return -1
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
 
 
 def _one_pair(
@@ -229,9 +233,10 @@ def _one_pair(
             error = exc
         else:
             if code == 0:
-                if options.history is not None:
+                history = options.history
+                if history is not None:
                     now = time.monotonic()
-                    options.history.record_success(pair, now - origin, now)
+                    history.record_success(pair, now - origin, now)
                 return sock
             if code == -1:
                 state = new_race([pair], options, origin)

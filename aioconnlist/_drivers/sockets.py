@@ -34,6 +34,8 @@ def default_socket_factory(pair: Pair) -> socket.socket:
 
 def open_attempt_socket(factory: SocketFactory, pair: Pair) -> socket.socket:
     """A non-blocking socket for ``pair`` from ``factory``, bound to its explicit source."""
+    if factory is default_socket_factory and _SOCK_NONBLOCK and pair.source is None:
+        return socket.socket(pair.destination._family, _STREAM)  # (the everyday attempt)
     sock = factory(pair)
     try:
         if factory is not default_socket_factory or not _SOCK_NONBLOCK:  # (ours: as wanted)
