@@ -481,15 +481,34 @@ def _inspect(sock: object) -> _CallerSocket:
 
 
 _plain_options: list[Options] = []  # options_from({"timeout": None}), once made
+#: Validated options per distinct keyword set of plain scalars: the same few options are
+#: passed on every call. The key holds each value's exact type (``sort=1`` is an error,
+#: ``sort=True`` is not, though ``1 == True``); other values (lists, callables, histories) are
+#: validated every time by `options_from` and never kept alive here.
+_made: dict[tuple[object, ...], Options] = {}
+_MADE_SIZE = 64
+_SCALARS = frozenset({type(None), bool, int, float, str})
 
 
 def _make_options(timeout: object, options: Mapping[str, object]) -> Options:
     # An unknown option name is a TypeError, as for any Python call (and as in the async API).
-    if timeout is None and not options:  # the everyday call: no deadline, no options
-        if not _plain_options:
-            _plain_options.append(options_from({"timeout": None}))
-        return _plain_options[0]
-    return options_from({"timeout": timeout, **options})
+    if not options:
+        if timeout is None:  # the everyday call: no deadline, no options
+            if not _plain_options:
+                _plain_options.append(options_from({"timeout": None}))
+            return _plain_options[0]
+        return options_from({"timeout": timeout})
+    kinds = (type(timeout), *map(type, options.values()))
+    if not _SCALARS.issuperset(kinds):
+        return options_from({"timeout": timeout, **options})
+    key = (kinds, timeout, *options.items())
+    made = _made.get(key)
+    if made is None:
+        made = options_from({"timeout": timeout, **options})
+        if len(_made) >= _MADE_SIZE:
+            _made.clear()
+        _made[key] = made
+    return made
 
 
 def _usable_by(family: int, v6only: bool, version: int) -> bool:

@@ -208,3 +208,25 @@ def test_without_backups_the_wait_is_not_cut_short(listener: Listener) -> None:
         assert remote == listener.address == sock.getpeername()
     [(_key, samples, has_rtt, _failures, _kind)] = stats_of(history)
     assert samples == 1 and has_rtt
+
+
+@pytest.mark.parametrize(
+    ("good", "bad"),
+    [({"sort": True}, {"sort": 1}), ({"interleave": 1}, {"interleave": True})],
+    ids=["sort", "interleave"],
+)
+def test_validated_options_are_reused_only_for_the_same_types(
+    listener: Listener, good: dict[str, Any], bad: dict[str, Any]
+) -> None:
+    # 1 == True: a cache keyed on values alone would hand the valid options to the bad call.
+    for _ in range(2):  # the second call of each is answered by the facade's cache
+        with socket.socket() as sock:
+            blocking.connect_by_list(sock, [listener.address], local_addresses=None, **good)
+        blocking.create_connection([listener.address], local_addresses=None, **good).close()
+        with socket.socket() as sock, pytest.raises(ConnectError) as caught:
+            blocking.connect_by_list(sock, [listener.address], local_addresses=None, **bad)
+        assert caught.value.errno == errno.EINVAL and next(iter(bad)) in str(caught.value)
+        with pytest.raises(ConnectError):
+            blocking.create_connection([listener.address], local_addresses=None, **bad)
+    with socket.socket() as sock, pytest.raises(TypeError, match="sortt"):
+        blocking.connect_by_list(sock, [listener.address], local_addresses=None, sortt=True)
