@@ -228,7 +228,10 @@ _DOUBLED_ON_GET = (
 _SO_ACCEPTCONN: int | None = getattr(socket, "SO_ACCEPTCONN", None)
 _TCP_FASTOPEN_CONNECT: int | None = getattr(socket, "TCP_FASTOPEN_CONNECT", 30 if _LINUX else None)
 _UNSPECIFIED = ("0.0.0.0", "::")
-_BOTH_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+_AF_INET = int(socket.AF_INET)
+_AF_INET6 = int(socket.AF_INET6)
+_BOTH_FAMILIES = (_AF_INET, _AF_INET6)
+_POSIX = os.name == "posix"
 
 OptionValue = int | bytes
 OptionSetting = tuple[int, int, OptionValue]  # (level, option, value) for setsockopt
@@ -527,8 +530,8 @@ def _restrict_to_family(
     destinations: list[Endpoint], options: Options, family: int, v6only: bool
 ) -> tuple[list[Endpoint], Options]:
     usable = destinations  # a dual-stack socket: every address; else those of its family
-    if family == socket.AF_INET or v6only:
-        wanted = socket.AF_INET if family == socket.AF_INET else socket.AF_INET6
+    if family == _AF_INET or v6only:
+        wanted = family
         for d in destinations:
             if d._family != wanted:  # (only then a list is made)
                 usable = [d for d in destinations if d._family == wanted]
@@ -626,7 +629,7 @@ def connect_by_list(
     ``**options`` are the race options of `aioconnlist.connect_by_list` (``local_addresses``,
     ``attempt_delay``, ``min_attempt_delay``, ``interleave``, ``sort``, ``history``, ``on_event``).
     """
-    if os.name != "posix":  # pragma: no cover - exercised on Windows only
+    if not _POSIX:  # pragma: no cover - exercised on Windows only
         raise NotImplementedError(
             "aioconnlist.blocking.connect_by_list needs os.dup2 on sockets (POSIX); on Windows "
             "use aioconnlist.blocking.create_connection or the native WSAConnectByList"
@@ -663,9 +666,9 @@ def connect_by_list(
     # non-blocking file description: re-apply the caller's mode (it sets or clears O_NONBLOCK).
     sock.settimeout(caller.timeout)
     local = sock.getsockname()
-    if caller.family == socket.AF_INET:
+    if caller.family == _AF_INET:
         # what getpeername() reports for an IPv4 peer: the address connected to, as connected
-        return local, pair.destination.sockaddr(socket.AF_INET)
+        return local, pair.destination.sockaddr(_AF_INET)
     try:
         remote = sock.getpeername()
     except OSError:  # reset already; it did connect, report whom
