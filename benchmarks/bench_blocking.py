@@ -1,6 +1,6 @@
 """Cost of the blocking facade on a healthy loopback path, against socket.create_connection.
 
-    python benchmarks/bench_blocking.py [-n 2000] [--rounds 7] [--instructions 300]
+    python benchmarks/bench_blocking.py [-n 500] [--rounds 21] [--instructions 300]
 
 Each variant makes N connections to a loopback listener whose accept queue a child process
 keeps draining (accept + close). The variants are measured in alternating rounds (one round
@@ -23,7 +23,9 @@ callgrind, and its instructions per connection are ``(Ir(warm-up + K calls) - Ir
   it paid an event loop's fixed cost on every call (N/4 calls per round).
 
 Target (issue 17): ``connect_by_list`` <= 1.3x and ``create_connection`` <= 1.15x
-``socket.create_connection``.
+``socket.create_connection``. On a shared machine the wall and CPU ratios move with the
+load (the facade's Python work slows down more than the kernel's connect when the other CPU
+is busy); the instruction counts do not.
 """
 
 from __future__ import annotations
@@ -243,8 +245,8 @@ def instructions(address: tuple[str, int], k: int, only: str = "") -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=2000, help="connections per round")
-    parser.add_argument("--rounds", "--repeat", type=int, default=7, help="rounds per variant")
+    parser.add_argument("-n", type=int, default=500, help="connections per round")
+    parser.add_argument("--rounds", "--repeat", type=int, default=21, help="rounds per variant")
     parser.add_argument(
         "--instructions", type=int, default=300, help="calls counted under callgrind (0: none)"
     )
