@@ -230,3 +230,32 @@ def test_validated_options_are_reused_only_for_the_same_types(
             blocking.create_connection([listener.address], local_addresses=None, **bad)
     with socket.socket() as sock, pytest.raises(TypeError, match="sortt"):
         blocking.connect_by_list(sock, [listener.address], local_addresses=None, sortt=True)
+
+
+def test_a_success_changes_the_history_versions_as_its_ranks_say() -> None:
+    # Every connect files its RTT (the fast path included): a sample in the same RTT bucket
+    # must leave every plan valid, one in another bucket changes the RTT version only, and a
+    # success after a failure changes the order. The rank before and after is computed inline
+    # for a pair with no failure on record; these cases tell if it ever differs from rank().
+    history = PairHistory()
+    endpoint = parse_address(("127.0.0.1", 80))
+    pair = Pair(None, endpoint, endpoint.ip)
+    t = 1000.0
+    history.record_success(pair, 0.010, t)  # the family's first success: the order changes
+    assert history.rank(pair, t) == -1_000_000 + 100  # bucket of 10 ms, 0.1 ms per bucket
+    first = history.order_version
+    history.record_success(pair, 0.0101, t + 1)  # srtt 10.0125 ms: the same bucket
+    assert history.rank(pair, t + 1) == -1_000_000 + 100
+    assert history.order_version == first  # no plan made earlier goes stale
+    history.record_success(pair, 0.5, t + 2)  # srtt 71.26 ms: another bucket
+    assert history.rank(pair, t + 2) == -1_000_000 + 712
+    moved = history.order_version
+    assert moved[0] == first[0] and moved[1] != first[1]  # the RTT version only
+    history.record_failure(pair, "refused", t + 3)
+    assert history.rank(pair, t + 3) > 0
+    failed = history.order_version
+    history.record_success(pair, 0.010, t + 4)  # after a failure: the class changes
+    assert history.rank(pair, t + 4) < 0
+    assert history.order_version[0] != failed[0]
+    history.record_success(pair, 0.010, t + 3 + 2 * history.success_ttl)  # the old one expired
+    assert history.rank(pair, t + 3 + 2 * history.success_ttl) == -1_000_000 + 100
