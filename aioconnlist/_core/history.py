@@ -334,7 +334,7 @@ class PairHistory:
             # A new RTT sample in the same rank bucket changes no order: plans stay valid.
             if rec.last_failure is not None:
                 rank_after = self._rank_locked(rec, now)
-            elif 0.0 < success_ttl:  # (the success just recorded is valid, srtt is set)
+            elif success_ttl > 0.0:  # (the success just recorded is valid, srtt is set)
                 rank_after = SUCCESS_RANK + int(
                     min(rec.srtt * _RTT_BUCKETS_PER_SECOND, -SUCCESS_RANK - 1)
                 )
