@@ -34,7 +34,7 @@ from .._core.race import Race, delay_after
 from .._io.nat64 import through_nat64
 from .._io.sources import after_failed_race as invalidate  # kept when changes are notified
 from .planning import new_race, no_usable_pair, plan_race
-from .sockets import SocketFactory, open_attempt_socket
+from .sockets import SocketFactory, close_connecting, open_attempt_socket
 
 Address = tuple[Any, ...]
 #: a socket's family as the C level keeps it, an int (``socket.socket.family`` makes an enum)
@@ -117,9 +117,13 @@ class AttemptSockets:
         return self.own_family if sock is self.own else _raw_family(sock)
 
     def release(self, sock: socket.socket, connecting: bool = False) -> None:
-        """``sock``'s attempt ended without winning (``connecting``: abandoned in flight)."""
+        """``sock``'s attempt ended without winning (``connecting``: abandoned in flight, then
+        closed keeping the GIL, as the asyncio driver does)."""
         if sock is not self.own:
-            sock.close()
+            if connecting:
+                close_connecting(sock)
+            else:
+                sock.close()
         else:
             self.own_connecting = connecting
 
