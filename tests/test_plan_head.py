@@ -252,3 +252,113 @@ def test_a_race_over_the_head_runs_as_over_the_full_plan(failing: int) -> None:
     assert run(lazy) == run(eager)
     assert lazy.winner is not None and eager.winner is not None
     assert lazy.winner.pair == eager.winner.pair
+
+
+# --- through the drivers: real sockets on loopback -----------------------------------------
+
+
+def _long_list(port: int, refused: int, size: int, second: int) -> list[tuple[str, int]]:
+    """``refused`` loopback addresses (nothing listens there: refused at once), then
+    127.0.0.1 (the listener), then more loopback addresses up to ``size``: all of one class,
+    so the plan is the input order (rule 10)."""
+    head = [(f"127.{second}.1.{i + 1}", port) for i in range(refused)]
+    tail = [(f"127.{second}.{2 + i // 250}.{i % 250 + 1}", port) for i in range(size - refused - 1)]
+    return [*head, ("127.0.0.1", port), *tail]
+
+
+def _probed(addresses: Sequence[tuple[str, int]]) -> int:
+    """How many of ``addresses`` the kernel-source cache holds (were looked up)."""
+    from aioconnlist._io import sources
+
+    entries = sources._kernel_cache._entries
+    return sum((ip(h), 0) in entries for h, _ in addresses)
+
+
+async def test_a_long_list_whose_first_works_looks_up_only_the_head(listener: object) -> None:
+    """5,000 addresses, the first works: one connect, and the kernel's source of only the
+    plan's head was looked up (not of every destination)."""
+    import aioconnlist
+    from tests.support import Listener
+
+    assert isinstance(listener, Listener)
+    addresses = _long_list(listener.port, 0, 5000, 61)
+    sock = await aioconnlist.connect_by_list(addresses, history=PairHistory())
+    try:
+        assert sock.getpeername() == listener.address
+    finally:
+        sock.close()
+    assert _probed(addresses) == 8  # HEAD_PAIRS
+
+
+@pytest.mark.both_loops
+async def test_a_race_past_the_head_tries_in_the_full_plans_order(listener: object) -> None:
+    """12 refused addresses first (more than the head), then the listener, in a list of 3,000:
+    the attempts are those of the full plan, in its order, and the listener wins."""
+    import aioconnlist
+    from aioconnlist import RaceEvent
+    from tests.support import Listener
+
+    assert isinstance(listener, Listener)
+    addresses = _long_list(listener.port, 12, 3000, 62)
+    started: list[str] = []
+
+    def on_event(event: RaceEvent) -> None:
+        if event.kind == "started":
+            started.append(str(event.pair.destination))
+
+    sock = await aioconnlist.connect_by_list(
+        addresses, history=PairHistory(), on_event=on_event, attempt_delay=5.0
+    )
+    try:
+        assert sock.getpeername() == listener.address
+    finally:
+        sock.close()
+    assert started == [f"{h}:{p}" for h, p in addresses[:13]]
+
+
+def test_the_blocking_race_past_the_head_tries_in_the_full_plans_order(listener: object) -> None:
+    """The same with the blocking driver (its own call of the planner)."""
+    from aioconnlist import RaceEvent
+    from aioconnlist.blocking import create_connection
+    from tests.support import Listener
+
+    assert isinstance(listener, Listener)
+    addresses = _long_list(listener.port, 12, 3000, 63)
+    started: list[str] = []
+
+    def on_event(event: RaceEvent) -> None:
+        if event.kind == "started":
+            started.append(str(event.pair.destination))
+
+    sock = create_connection(addresses, history=PairHistory(), on_event=on_event, attempt_delay=5.0)
+    try:
+        assert sock.getpeername() == listener.address
+    finally:
+        sock.close()
+    assert started == [f"{h}:{p}" for h, p in addresses[:13]]
+
+
+def test_a_long_list_passed_again_stays_cached_among_fresh_long_lists() -> None:
+    """The same 70,000-address list between fresh ones of that length (two do not fit in
+    either cache): it keeps its parsed list and its plan (a list comparison per call), the
+    fresh ones are not kept in its place, and both caches stay within their bounds."""
+    from aioconnlist._core import addresses as addresses_module
+    from aioconnlist._core.options import make_options
+    from aioconnlist._drivers import planning
+
+    def fresh(salt: int) -> list[tuple[str, int]]:
+        return [(f"127.{2 * salt + (i >> 16)}.{i >> 8 & 255}.{i & 255}", 9) for i in range(70_000)]
+
+    same = fresh(20)
+    opts = make_options(local_addresses=None, history=None)
+    first = planning.plan_race(addresses_module.parse_addresses(same), opts, 0.0, head=True)
+    assert isinstance(first, PlanHead)
+    for salt in range(21, 24):
+        parsed = addresses_module.parse_addresses(same)
+        assert planning.plan_race(parsed, opts, 0.0, head=True) is first
+        planning.plan_race(addresses_module.parse_addresses(fresh(salt)), opts, 0.0, head=True)
+    kept = addresses_module._LIST_CACHE[(len(same), id(same[0]), id(same[-1]))]
+    assert kept[0] == tuple(same)
+    total = sum(len(entry[1]) for entry in addresses_module._LIST_CACHE.values())
+    assert total <= addresses_module.LIST_CACHE_ENDPOINTS
+    assert sum(e.size for e in planning._PLAN_CACHE.values()) <= planning.PLAN_CACHE_PAIRS

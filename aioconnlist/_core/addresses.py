@@ -343,7 +343,7 @@ def parse_addresses(values: Iterable[object] | object) -> list[Endpoint]:
             key = (len(items), id(items[0]), id(items[-1]))
             hit = _LIST_CACHE.get(key)
             if hit is not None and all(map(is_, items, hit[0])):
-                if len(_LIST_CACHE) > 1 and _LIST_CACHE.pop(key, None) is not None:
+                if _LIST_CACHE.pop(key, None) is not None:
                     _LIST_CACHE[key] = (hit[0], hit[1], _list_misses, True)  # most recent last
                 return list(hit[1])
             return _parse_list(items, key)
@@ -379,8 +379,10 @@ def _plain_v4(items: list[object] | tuple[object, ...]) -> list[Endpoint] | None
     except (OSError, ValueError):  # not all IPv4 (or one malformed): the general parse
         return None
     from_bytes: Any = int.from_bytes
+    # duplicates dropped on (address, port), hashed in C, before any Endpoint is made
     ints = map(from_bytes, packed, itertools.repeat("big"))
-    return list(dict.fromkeys(map(_endpoint_v4, ints, ports)))
+    distinct = dict.fromkeys(zip(ints, ports, strict=True))
+    return list(itertools.starmap(_endpoint_v4, distinct))
 
 
 def _parse_list(

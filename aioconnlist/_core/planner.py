@@ -428,8 +428,15 @@ HEAD_PAIRS = 8
 #: `plan_head` gives up after this many kernel-source lookups
 HEAD_PROBES = 256
 
-_V4_LINK = (0, 0, 0, 0, -35, 2)  # 127/8, 169.254/16: ::ffff:0:0/96, link-local scope
-_V4_GLOBAL = (0, 0, 0, 0, -35, 14)
+_V4_LINK: tuple[int, ...] = (
+    0,
+    0,
+    0,
+    0,
+    -35,
+    2,
+)  # 127/8, 169.254/16: ::ffff:0:0/96, link-local scope
+_V4_GLOBAL: tuple[int, ...] = (0, 0, 0, 0, -35, 14)
 
 
 class PlanHead(list[Pair]):
@@ -520,9 +527,6 @@ def plan_head(
     destinations are healthy, or when a destination has a zone. See the design note above.
     """
     _check_interleave(interleave)
-    dests = _usable_destinations(destinations)
-    if len(dests) <= count:
-        return None
     with_history = history is not None and len(history) > 0
     evidence: frozenset[int] = frozenset()
     demoted: _Demoted = frozenset()
@@ -533,24 +537,36 @@ def plan_head(
             return None
         evidence = known
         demoted = history.demoted_paths(now)
-    buckets: tuple[dict[tuple[int, ...], list[int]], dict[tuple[int, ...], list[int]]]
-    buckets = ({}, {})
+    v4_link: list[int] = []
+    v4_global: list[int] = []
+    v6_buckets: dict[tuple[int, ...], list[int]] = {}
     first: list[int] = []
     v6_bound = lru_cache(maxsize=64)(_v6_bound)
-    for i, d in enumerate(dests):
+    dests: list[Endpoint] = []  # `_usable_destinations`, inline: one pass over a long list
+    i = 0
+    for d in dict.fromkeys(destinations):
         if d.scope_id:
             return None
         n = d._int128
-        if evidence and n in evidence:
-            first.append(i)
-            continue
         if n >> 32 == 0xFFFF:
-            v4 = n & 0xFFFFFFFF
-            bound = _V4_LINK if v4 >> 24 == 127 or v4 >> 16 == 0xA9FE else _V4_GLOBAL
-            buckets[0].setdefault(bound, []).append(i)
+            if evidence and n in evidence:
+                first.append(i)
+            elif n >> 24 & 0xFF == 127 or n >> 16 & 0xFFFF == 0xA9FE:
+                v4_link.append(i)
+            else:
+                v4_global.append(i)
+        elif n >> 118 == 0x3FA:
+            continue  # link-local without a zone: not usable (`destination_usable`)
+        elif evidence and n in evidence:
+            first.append(i)
         else:
             # rules 6 and 8 read no bit past /64, but for ::1 and ::/96 (the low 64 bits)
-            buckets[1].setdefault(v6_bound(n >> 64 << 64 if n >> 64 else n), []).append(i)
+            v6_buckets.setdefault(v6_bound(n >> 64 << 64 if n >> 64 else n), []).append(i)
+        dests.append(d)
+        i += 1
+    if len(dests) <= count:
+        return None
+    buckets = ({_V4_LINK: v4_link, _V4_GLOBAL: v4_global}, v6_buckets)
     pairs: dict[int, Pair] = {}
     probed: list[Pair] = []
     by_ip: dict[IPAddress, IPAddress | None] = {}
