@@ -104,7 +104,7 @@ _plan_misses = 0
 # Kernel choices are probed this many destinations at a time, with a look at ``stop`` between.
 _CHUNK = 512
 #: lists longer than this are planned head first (`plan_race` with ``head=True``)
-HEAD_MIN = 128
+HEAD_MIN = 32
 
 
 def plan_race(
