@@ -6,6 +6,7 @@ Each test is the small reproduction of one defect, on real loopback sockets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import gc
 import ipaddress
@@ -17,9 +18,10 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -31,7 +33,9 @@ from aioconnlist._core.addresses import Endpoint
 from aioconnlist._core.options import make_options
 from aioconnlist._core.pairs import Pair
 from aioconnlist._drivers import planning
+from aioconnlist._drivers import sockets as sockets_module
 from aioconnlist._drivers.asyncio import race
+from aioconnlist._drivers.sockets import close_connecting
 from tests.support import (
     BlackHole,
     Listener,
@@ -280,6 +284,82 @@ async def test_d9_the_cleanup_after_a_win_takes_no_extra_loop_turn(
     counting = False
     sock.close()
     assert turns == 0
+
+
+def _connecting_sockets(hole: BlackHole, n: int) -> list[socket.socket]:
+    socks = []
+    for _ in range(n):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            sock.connect(hole.address)
+        socks.append(sock)
+    return socks
+
+
+def _spinner_runs_during(close: Callable[[socket.socket], None], socks: list[socket.socket]) -> int:
+    """How often a thread spinning in Python ran while ``close`` closed ``socks``: it gets the
+    GIL only when the closing thread releases it (the switch interval is set far longer than
+    the closes take)."""
+    interval = sys.getswitchinterval()
+    stop = threading.Event()
+    started = threading.Event()
+    counter = [0]
+
+    def spin() -> None:
+        started.set()
+        while not stop.is_set():
+            counter[0] += 1
+
+    sys.setswitchinterval(0.5)
+    thread = threading.Thread(target=spin, daemon=True)
+    try:
+        thread.start()
+        assert started.wait(10)
+        before = counter[0]
+        for sock in socks:
+            close(sock)
+        return counter[0] - before
+    finally:
+        stop.set()
+        sys.setswitchinterval(interval)
+        thread.join(10)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the GIL-keeping close is POSIX only")
+def test_d9_losers_are_closed_without_releasing_the_gil(black_hole: BlackHole) -> None:
+    """socket.close() releases the GIL; a busy thread may then keep it for its switch interval,
+    once per closed loser. The driver closes sockets still connecting through a ctypes
+    ``PyDLL`` function, which by ctypes' contract keeps the GIL: a spinning thread never runs
+    meanwhile. (Whether socket.close() lets it in is a matter of thread wake-up timing, so the
+    control is the function's kind, not a second run with socket.close().)"""
+    import ctypes
+
+    before = fd_count()
+    socks = _connecting_sockets(black_hole, 21)
+    close_connecting(socks[0])  # loads the GIL-keeping close
+    close = sockets_module._gil_holding_close()
+    flags = close._flags_  # type: ignore[union-attr]
+    assert flags == ctypes.PyDLL(None).close._flags_ != ctypes.CDLL(None).close._flags_
+    assert _spinner_runs_during(close_connecting, socks[1:]) == 0
+    assert all(sock.fileno() == -1 for sock in socks)
+    assert fd_count() == before
+
+
+def test_d9_close_connecting_closes_a_socket_subclass_its_own_way(black_hole: BlackHole) -> None:
+    closed = []
+
+    class Traced(socket.socket):
+        def close(self) -> None:
+            closed.append(self.fileno())
+            super().close()
+
+    before = fd_count()
+    sock = Traced(socket.AF_INET, socket.SOCK_STREAM)
+    fd = sock.fileno()
+    close_connecting(sock)
+    assert closed == [fd]
+    assert fd_count() == before
 
 
 # --------------------------------------------------------------------------- D10

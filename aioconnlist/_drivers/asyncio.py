@@ -1,15 +1,19 @@
 """The asyncio driver: runs a `Race` with real sockets.
 
-Design: one function, `race`, owns every socket it creates. An attempt is no task: it is a
-non-blocking connect on a socket made by the driver and a writer callback that queues the
-outcome and wakes the race (`_Attempts`), so the driver accounts for every socket whatever
-happens. The loop alternates between asking the `Race` what to start (it knows the schedule,
-the deadline and history) and waiting for the first of: an attempt finishing, the next start
-time or deadline, a late destination (``more_destinations``). The ``finally`` block is the only
-exit: it removes the writers and closes every socket that is not the winner's - including one
-that connected in the same loop tick as the winner - in the same loop turn, with no task to
-wait for (a busy thread would stretch every extra turn). Whatever ends the race (an interrupt
-from ``on_event``, a cancellation during the cleanup) the winner is returned or closed.
+Design: one function, `race`, owns every socket it creates. While the first attempt is the
+only one (most races: it connects before the next is due) it is a plain awaited connect
+(`_first_attempt`); the full race (`_run`) takes over when the next attempt is due or the first
+fails with pairs left. An attempt is no task: it is a non-blocking connect on a socket made by
+the driver and a writer callback that queues the outcome and wakes the race (`_Attempts`), so
+the driver accounts for every socket whatever happens. The loop alternates between asking the
+`Race` what to start (it knows the schedule, the deadline and history) and waiting for the
+first of: an attempt finishing, the next start time or deadline, a late destination
+(``more_destinations``). The ``finally`` block is the only exit: it removes the writers and
+closes every socket that is not the winner's - including one that connected in the same loop
+tick as the winner - in the same loop turn, with no task to wait for, and closes those still
+connecting without releasing the GIL (a busy thread would stretch every extra turn and every
+release). Whatever ends the race (an interrupt from ``on_event``, a cancellation during the
+cleanup) the winner is returned or closed.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from .._io.nat64 import needed as nat64_needed
 from .._io.nat64 import through_nat64_async
 from .._io.sources import after_failed_race as invalidate  # kept when changes are notified
 from .planning import cached_plan, head_of_plan, new_race, no_usable_pair, plan_race
-from .sockets import SocketFactory, default_socket_factory, open_attempt_socket
+from .sockets import SocketFactory, close_connecting, default_socket_factory, open_attempt_socket
 from .timeouts import expired, timeout_at
 
 
@@ -263,7 +267,7 @@ class _Attempts:
                 continue
             with contextlib.suppress(OSError, ValueError):
                 self.loop.remove_writer(sock.fileno())
-            sock.close()
+            close_connecting(sock)
         self.running.clear()
         while self.done:
             self.done.popleft()[1].close()
@@ -304,8 +308,8 @@ async def race(
     pairs = await _plan(known, options, start, loop, head=head) if known else []
     if not pairs and more_destinations is None:
         raise no_usable_pair(known, options)
-    if len(pairs) == 1 and more_destinations is None:
-        return await _one_pair(pairs[0], options, factory, loop, start)
+    if pairs and more_destinations is None:
+        return await _first_attempt(pairs, options, factory, loop, start, known)
     state = new_race(pairs, options, start, more=more_destinations is not None)
     return await _run(state, options, factory, loop, None, known, more_destinations)
 
@@ -483,69 +487,80 @@ def _retrieve(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
-async def _one_pair(
-    pair: Pair,
+async def _first_attempt(
+    pairs: list[Pair],
     options: Options,
     factory: SocketFactory,
     loop: asyncio.AbstractEventLoop,
     origin: float,
+    known: list[Endpoint],
 ) -> tuple[socket.socket, Pair]:
-    """The race of a single pair: nothing to stagger, so no task; the deadline still holds.
+    """The race while its first attempt is the only one: no task, no `_Attempts`; the
+    deadline still holds. (``known``: the destinations, whose full plan the race may need.)
 
-    The most common call has no deadline and no observer: then a `Race` is built only if the
-    attempt fails (it files the failure in history and makes the error, as for any race), and
-    a success just records its RTT.
+    Most races end here: the first pair connects before the next one (or its backup) is due.
+    Its connect waits on one writer callback; the time the next attempt is due is a shared
+    timer's entry (`_BackupClock`). Only if that time comes with the connect still in flight,
+    or the connect fails with pairs left, does the full race take over (`_run`), with this
+    attempt in it as started at its real time. With no deadline and no observer a `Race` is
+    built only then (it files failures in history and makes the error); a success just
+    records its RTT, as the `Race` would.
     """
+    pair = pairs[0]
     state = None
     if options.timeout is not None or options.on_event is not None:
-        state = new_race([pair], options, origin)
+        state = new_race(pairs, options, origin)
     started = loop.time()
     attempt = None if state is None else state.start_due(started)
     deadline = None if options.timeout is None else timeout_at(origin + options.timeout)
-    backup_at = None
-    if options.backups_possible:
-        backup_at = started + delay_after(
+    next_at = None
+    if (len(pairs) > 1 and not math.isinf(options.attempt_delay)) or options.backups_possible:
+        next_at = started + delay_after(
             pair, started, options.attempt_delay, options.min_attempt_delay, options.history
         )
     in_flight = False
     try:
         sock, address = _open(factory, pair)
     except OSError as e:
-        state = state or new_race([pair], options, origin)
+        state = state or new_race(pairs, options, origin)
         state.failed(attempt or _start(state, started), e, loop.time())
     else:
         try:
             if deadline is None:
-                in_flight = await _sock_connect(loop, sock, address, backup_at)
+                in_flight = await _sock_connect(loop, sock, address, next_at)
             else:
                 async with deadline:
-                    in_flight = await _sock_connect(loop, sock, address, backup_at)
+                    in_flight = await _sock_connect(loop, sock, address, next_at)
         except (OSError, asyncio.TimeoutError) as e:  # the deadline's (not an OSError on 3.10)
-            sock.close()
-            state = state or new_race([pair], options, origin)
+            close_connecting(sock)
+            state = state or new_race(pairs, options, origin)
             if deadline is not None and expired(deadline):
                 state.time_out(loop.time())
             elif isinstance(e, OSError):
                 state.failed(attempt or _start(state, started), e, loop.time())
-                invalidate()  # the network may have changed: re-learn sources next time
+                if len(pairs) == 1:
+                    invalidate()  # the network may have changed: re-learn sources next time
             else:  # a TimeoutError of the caller's own (3.10: not an OSError)
                 raise
         except BaseException:
-            sock.close()
+            close_connecting(sock)
             if state is not None:
                 state.cancel(loop.time())
             raise
         else:
-            if in_flight:  # silent for the backup delay: the full race takes over
-                state = state or new_race([pair], options, origin)
+            if in_flight:  # silent until the next attempt is due: the full race takes over
+                state = state or new_race(pairs, options, origin)
                 attempt = attempt or _start(state, started)
-                return await _run(state, options, factory, loop, (attempt, sock, address), [], None)
+                in_flight_attempt = (attempt, sock, address)
+                return await _run(state, options, factory, loop, in_flight_attempt, known, None)
             now = loop.time()
             if attempt is not None and state is not None:
                 state.connected(attempt, now)
             elif options.history is not None:
                 options.history.record_success(pair, now - started, now)
             return sock, pair
+    if not state.finished:  # the first attempt failed at once: the rest race
+        return await _run(state, options, factory, loop, None, known, None)
     # raised outside the except blocks: no frame -> error -> traceback -> frame cycle
     raise state.error()
 
