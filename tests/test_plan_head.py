@@ -350,15 +350,21 @@ def test_a_long_list_passed_again_stays_cached_among_fresh_long_lists() -> None:
         return [(f"127.{2 * salt + (i >> 16)}.{i >> 8 & 255}.{i & 255}", 9) for i in range(70_000)]
 
     same = fresh(20)
+    key = (len(same), id(same[0]), id(same[-1]))
     opts = make_options(local_addresses=None, history=None)
+    planning.plan_race(addresses_module.parse_addresses(same), opts, 0.0, head=True)
+    assert key not in addresses_module._LIST_CACHE  # a long list seen once is not kept
     first = planning.plan_race(addresses_module.parse_addresses(same), opts, 0.0, head=True)
-    assert isinstance(first, PlanHead)
+    assert isinstance(first, PlanHead)  # kept the second time
+    fresh_lists = []
     for salt in range(21, 24):
         parsed = addresses_module.parse_addresses(same)
         assert planning.plan_race(parsed, opts, 0.0, head=True) is first
-        planning.plan_race(addresses_module.parse_addresses(fresh(salt)), opts, 0.0, head=True)
-    kept = addresses_module._LIST_CACHE[(len(same), id(same[0]), id(same[-1]))]
-    assert kept[0] == tuple(same)
+        fresh_lists.append(fresh(salt))
+        planning.plan_race(addresses_module.parse_addresses(fresh_lists[-1]), opts, 0.0, head=True)
+    assert addresses_module._LIST_CACHE[key][0] == tuple(same)
+    for other in fresh_lists:
+        assert (len(other), id(other[0]), id(other[-1])) not in addresses_module._LIST_CACHE
     total = sum(len(entry[1]) for entry in addresses_module._LIST_CACHE.values())
     assert total <= addresses_module.LIST_CACHE_ENDPOINTS
     assert sum(e.size for e in planning._PLAN_CACHE.values()) <= planning.PLAN_CACHE_PAIRS

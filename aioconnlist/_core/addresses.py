@@ -329,6 +329,28 @@ def parse_address(value: object) -> Endpoint:
 _LIST_CACHE: dict[tuple[int, int, int], tuple[tuple[object, ...], list[Endpoint], int, bool]] = {}
 _RECENT = 8
 _list_misses = 0
+# A list longer than `LONG_LIST` is kept only when it is seen a second time (its length and
+# three of its items, by value, noted the first time in `_SEEN_ONCE`): fresh long lists, each
+# parsed once, are never kept (they would cost memory and the garbage collector's time).
+LONG_LIST = 2048
+_SEEN_ONCE: dict[tuple[object, ...], None] = {}
+_SEEN_ONCE_SIZE = 64
+
+
+def seen_before(fingerprint: tuple[object, ...], seen: dict[tuple[object, ...], None]) -> bool:
+    """Whether ``fingerprint`` is in ``seen`` (a bounded record of what was seen once); notes
+    it when not (the oldest noted dropped beyond `_SEEN_ONCE_SIZE`)."""
+    if seen.pop(fingerprint, 0) is None:
+        return True
+    seen[fingerprint] = None
+    while len(seen) > _SEEN_ONCE_SIZE:
+        try:
+            seen.pop(next(iter(seen)), None)
+        except (RuntimeError, StopIteration):  # changed by another thread meanwhile
+            break
+    return False
+
+
 _LIST_CACHE_SIZE = 256
 LIST_CACHE_ENDPOINTS = 131_072
 _list_cache_endpoints = 0
@@ -433,6 +455,13 @@ def _keep_list(
     _list_misses += 1
     if len(items) > LIST_CACHE_ENDPOINTS:
         return result
+    if len(items) > LONG_LIST:
+        try:
+            fingerprint = (len(items), items[0], items[len(items) // 2], items[-1])
+            if not seen_before(fingerprint, _SEEN_ONCE):
+                return result
+        except TypeError:  # unhashable parts (a 5-tuple's other fields): not kept
+            return result
     old = _LIST_CACHE.pop(key, None)
     if old is not None:
         _list_cache_endpoints -= len(old[0])

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .._core.addresses import Endpoint, IPAddress
+from .._core.addresses import LONG_LIST, Endpoint, IPAddress, seen_before
 from .._core.errors import (
     RESOURCE_ERRNOS,
     ConnectError,
@@ -101,6 +101,7 @@ _plan_cache_pairs = 0
 # planned once, do not push out the long list a caller passes again and again.
 _RECENT = 8
 _plan_misses = 0
+_SEEN_ONCE: dict[tuple[object, ...], None] = {}  # long lists planned once (`seen_before`)
 # Kernel choices are probed this many destinations at a time, with a look at ``stop`` between.
 _CHUNK = 512
 #: lists longer than this are planned head first (`plan_race` with ``head=True``)
@@ -269,6 +270,10 @@ def _keep(
     if size > PLAN_CACHE_PAIRS:
         return
     with _PLAN_LOCK:  # a long list is planned in a worker thread
+        if len(destinations) > LONG_LIST:  # kept when planned a second time: not fresh lists
+            middle = destinations[len(destinations) // 2]
+            if not seen_before((*key, middle), _SEEN_ONCE):
+                return
         _plan_misses += 1
         entry = _CachedPlan(
             list(destinations),
