@@ -142,7 +142,7 @@ async def test_first_of_several_silent_hands_over_to_the_race_at_the_delay(
         sock.close()
     kinds = [(kind, index) for kind, index, _ in events]
     assert kinds == [("started", 0), ("started", 1), ("won", 1), ("cancelled", 0)]
-    assert events[1][2] >= 0.05  # the second started no earlier than the attempt delay
+    assert events[1][2] >= 0.05 - 0.002  # not before the attempt delay (uvloop: 1 ms clock steps)
     assert fd_count() == before and task_count() == tasks
 
 
