@@ -475,6 +475,16 @@ class PairHistory:
                 )
             return result
 
+    def evidence_destinations(self) -> frozenset[int] | None:
+        """The destinations (128-bit integers, IPv4 mapped) that a record or a kernel RTT of
+        this history names: every other pair ranks 0. ``None`` when records loaded from a file
+        are still unmatched (they are found by a keyed hash: they could name any destination).
+        """
+        with self._lock:
+            if self._dormant:
+                return None
+            return frozenset(k[1] for k in self._pairs) | frozenset(k[1] for k in self._kernel)
+
     def rto(self, pair: Pair, now: float) -> float | None:
         """srtt + 4*rttvar of the pair's successes, ``None`` when unknown or expired (or when a
         failure is more recent than the last success)."""

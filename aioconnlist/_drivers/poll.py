@@ -23,7 +23,7 @@ import os
 import select
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._core.addresses import Endpoint
@@ -283,13 +283,17 @@ def race(
         def stop() -> bool:
             return clock() >= end
 
-    pairs = plan_race(listed, options, start, stop=stop)
+    pairs = plan_race(listed, options, start, stop=stop, head=True)
     if not pairs:
         raise no_usable_pair(listed, options)
     if len(pairs) == 1 and options.timeout is None and options.on_event is None:
         return _one_pair(pairs[0], options, sockets, start), pairs[0]
     state = new_race(pairs, options, start)
-    return _run(state, sockets, _Writable(), {})
+
+    def tail() -> list[Pair]:  # the full plan, once the head of a long one is started
+        return plan_race(listed, options, start, stop=stop)
+
+    return _run(state, sockets, _Writable(), {}, tail)
 
 
 def _run(
@@ -297,8 +301,10 @@ def _run(
     sockets: AttemptSockets,
     waiter: _Writable,
     running: dict[int, tuple[Attempt, socket.socket]],
+    tail: Callable[[], list[Pair]] | None = None,
 ) -> tuple[socket.socket, Pair]:
-    """Drive ``state`` until it ends; ``running``: attempts in flight (in ``waiter`` already)."""
+    """Drive ``state`` until it ends; ``running``: attempts in flight (in ``waiter`` already);
+    ``tail``: the full plan, when ``state`` was given its head."""
     clock = time.monotonic
     winner: socket.socket | None = None
     try:
@@ -307,6 +313,9 @@ def _run(
             if state.deadline is not None and now >= state.deadline:
                 state.time_out(now)
                 break
+            if tail is not None and state.needs_tail(now):
+                state.set_tail(tail())
+                now = clock()
             while (attempt := state.start_due(now)) is not None:
                 sock = _start(attempt, sockets, state, now)
                 if sock is not None:
