@@ -73,8 +73,15 @@ How the race is run
     futures, handles and tasks around one connect cost about as much as the connect); a
     shared background loop thread adds two thread switches per call; uvloop was no faster.
     This loop: ~1.4x for ``create_connection``; ~2.6x for ``connect_by_list`` when every
-    attempt had a socket of its own, ~1.6x now that the caller's socket makes the first one
-    (and a single pair with no deadline or observer runs without a `Race`, as in the driver).
+    attempt had a socket of its own, ~1.6x once the caller's socket made the first one (and a
+    single pair with no deadline or observer runs without a `Race`, as in the driver). That
+    single pair now makes no system call its result does not need: one poll(2) on one
+    descriptor, SO_ERROR read only when poll reports an error or hang-up; attempt sockets of
+    `create_connection` made non-blocking by socket(2) itself; the caller's socket checked
+    with ``TCP_FASTOPEN_CONNECT``, which only a TCP socket answers (``SO_TYPE`` is read only
+    when it does not); no ``getpeername`` for an IPv4 peer (it reports the address connected
+    to); the history's backup delay computed only if the connect outlasts the shortest one it
+    can be; validated options kept per keyword set. The README has the figures.
     It also needs no event loop, thread or descriptor of its own, so it works the same from
     any thread, from inside a running event loop (which it blocks for the duration, as any
     blocking call does), from an ``on_event`` callback of another race, and in a forked child;
@@ -123,6 +130,7 @@ Windows and macOS
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import dataclasses
 import errno
@@ -227,7 +235,10 @@ _DOUBLED_ON_GET = (
 _SO_ACCEPTCONN: int | None = getattr(socket, "SO_ACCEPTCONN", None)
 _TCP_FASTOPEN_CONNECT: int | None = getattr(socket, "TCP_FASTOPEN_CONNECT", 30 if _LINUX else None)
 _UNSPECIFIED = ("0.0.0.0", "::")
-_BOTH_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+_AF_INET = int(socket.AF_INET)
+_AF_INET6 = int(socket.AF_INET6)
+_BOTH_FAMILIES = (_AF_INET, _AF_INET6)
+_POSIX = os.name == "posix"
 
 OptionValue = int | bytes
 OptionSetting = tuple[int, int, OptionValue]  # (level, option, value) for setsockopt
@@ -242,6 +253,7 @@ class _Defaults:
     options: tuple[tuple[int, int, int], ...]
     values: tuple[OptionValue, ...]
     early: tuple[int, ...]  # the indexes of the options of _READ_BEFORE_CONNECT
+    early_specs: tuple[tuple[int, int, int, int], ...] = ()  # (index, level, option, size)
 
 
 #: (family, type, proto) -> _Defaults, learned once from a fresh socket
@@ -265,7 +277,10 @@ def _learn_defaults(family: int, kind: int, proto: int) -> _Defaults:
             if name in _READ_BEFORE_CONNECT:
                 early.append(len(options))
             options.append(spec)
-    found = _defaults[family, kind, proto] = _Defaults(tuple(options), tuple(values), tuple(early))
+    specs = tuple((i, *options[i]) for i in early)
+    found = _defaults[family, kind, proto] = _Defaults(
+        tuple(options), tuple(values), tuple(early), specs
+    )
     return found
 
 
@@ -395,6 +410,32 @@ def _copy_more_options(caller: socket.socket, new: socket.socket) -> None:
             continue  # not for this family/protocol/kernel (or not settable again here)
 
 
+#: the C-level family of a socket (an int; ``socket.socket.family`` converts it to an enum)
+_raw_family = _socket.socket.family.__get__
+
+
+def _kind_and_fast_open(sock: socket.socket, fd: int) -> tuple[int, bool | None]:
+    """The socket's type and whether ``TCP_FASTOPEN_CONNECT`` is on (None: not known here).
+
+    ``TCP_FASTOPEN_CONNECT`` is read first: a socket that answers a TCP-level option is a TCP
+    (or MPTCP) stream socket, so its type need not be read as well; any other (an older
+    kernel, MPTCP without the option, not TCP at all) answers ``SO_TYPE``."""
+    try:
+        if _TCP_FASTOPEN_CONNECT is not None:
+            try:
+                return socket.SOCK_STREAM, bool(
+                    sock.getsockopt(socket.IPPROTO_TCP, _TCP_FASTOPEN_CONNECT)
+                )
+            except OSError as exc:
+                if exc.errno in (errno.ENOTSOCK, errno.EBADF):
+                    raise
+        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE), None
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSOCK, errno.EBADF):
+            raise NotASocket(f"sock (fd {fd}) is not an open socket: {exc.strerror}") from exc
+        raise
+
+
 def _inspect(sock: object) -> _CallerSocket:
     """Check ``sock`` is an unbound, unconnected TCP socket; read what attempts must mirror."""
     if not isinstance(sock, socket.socket):
@@ -402,15 +443,12 @@ def _inspect(sock: object) -> _CallerSocket:
     fd = sock.fileno()
     if fd < 0:
         raise NotASocket("sock is closed")
-    try:
-        kind = sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
-    except OSError as exc:
-        if exc.errno in (errno.ENOTSOCK, errno.EBADF):
-            raise NotASocket(f"sock (fd {fd}) is not an open socket: {exc.strerror}") from exc
-        raise
-    family = sock.family
+    kind, fast_open = _kind_and_fast_open(sock, fd)
+    family = _raw_family(sock)
     if family not in _BOTH_FAMILIES:
-        raise InvalidArgument(f"sock must be an AF_INET or AF_INET6 socket, not family {family}")
+        raise InvalidArgument(
+            f"sock must be an AF_INET or AF_INET6 socket, not family {sock.family}"
+        )
     if kind != socket.SOCK_STREAM:
         raise InvalidArgument(f"sock must be a SOCK_STREAM (TCP) socket, not type {kind}")
     ssl = sys.modules.get("ssl")
@@ -431,6 +469,10 @@ def _inspect(sock: object) -> _CallerSocket:
         sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
     )
     defaults = _defaults.get((family, kind, proto)) or _learn_defaults(family, kind, proto)
+    getsockopt = sock.getsockopt
+    early: dict[int, OptionValue] = {}
+    for i, level, option, size in defaults.early_specs:
+        early[i] = getsockopt(level, option, size) if size else getsockopt(level, option)
     return _CallerSocket(
         sock,
         fd,
@@ -439,29 +481,44 @@ def _inspect(sock: object) -> _CallerSocket:
         proto,
         v6only,
         sock.gettimeout(),
-        not _fast_open_connect(sock),
+        not fast_open,  # (None: the option is not there to be on)
         defaults,
-        {i: _read(sock, *defaults.options[i]) for i in defaults.early},
+        early,
     )
-
-
-def _fast_open_connect(sock: socket.socket) -> bool:
-    """Whether ``TCP_FASTOPEN_CONNECT`` is on: such a socket "connects" before any handshake,
-    so a race on it would be won by whichever pair went first; it is not lent to the race."""
-    if _TCP_FASTOPEN_CONNECT is None:
-        return False
-    try:
-        return bool(sock.getsockopt(socket.IPPROTO_TCP, _TCP_FASTOPEN_CONNECT))
-    except OSError:  # an older kernel, or a protocol without it (MPTCP)
-        return False
 
 
 # --------------------------------------------------------------------------- arguments
 
 
+_plain_options: list[Options] = []  # options_from({"timeout": None}), once made
+#: Validated options per distinct keyword set of plain scalars: the same few options are
+#: passed on every call. The key holds each value's exact type (``sort=1`` is an error,
+#: ``sort=True`` is not, though ``1 == True``); other values (lists, callables, histories) are
+#: validated every time by `options_from` and never kept alive here.
+_made: dict[tuple[object, ...], Options] = {}
+_MADE_SIZE = 64
+_SCALARS = frozenset({type(None), bool, int, float, str})
+
+
 def _make_options(timeout: object, options: Mapping[str, object]) -> Options:
     # An unknown option name is a TypeError, as for any Python call (and as in the async API).
-    return options_from({"timeout": timeout, **options})
+    if not options:
+        if timeout is None:  # the everyday call: no deadline, no options
+            if not _plain_options:
+                _plain_options.append(options_from({"timeout": None}))
+            return _plain_options[0]
+        return options_from({"timeout": timeout})
+    kinds = (type(timeout), *map(type, options.values()))
+    if not _SCALARS.issuperset(kinds):
+        return options_from({"timeout": timeout, **options})
+    key = (kinds, timeout, *options.items())
+    made = _made.get(key)
+    if made is None:
+        made = options_from({"timeout": timeout, **options})
+        if len(_made) >= _MADE_SIZE:
+            _made.clear()
+        _made[key] = made
+    return made
 
 
 def _usable_by(family: int, v6only: bool, version: int) -> bool:
@@ -470,21 +527,32 @@ def _usable_by(family: int, v6only: bool, version: int) -> bool:
     return version == 6 or not v6only
 
 
+def _family_name(family: int, v6only: bool) -> str:
+    if family == socket.AF_INET:
+        return "AF_INET"
+    return "AF_INET6 (IPV6_V6ONLY on)" if v6only else "AF_INET6 (dual-stack)"
+
+
 def _restrict_to_family(
     destinations: list[Endpoint], options: Options, family: int, v6only: bool
 ) -> tuple[list[Endpoint], Options]:
-    kind = "AF_INET" if family == socket.AF_INET else "AF_INET6"
-    if family == socket.AF_INET6:
-        kind += " (IPV6_V6ONLY on)" if v6only else " (dual-stack)"
-    usable = [d for d in destinations if _usable_by(family, v6only, d.ip.version)]
+    usable = destinations  # a dual-stack socket: every address; else those of its family
+    if family == _AF_INET or v6only:
+        wanted = family
+        for d in destinations:
+            if d._family != wanted:  # (only then a list is made)
+                usable = [d for d in destinations if d._family == wanted]
+                break
     if not usable:
         listed = ", ".join(str(d) for d in destinations)
+        kind = _family_name(family, v6only)
         raise InvalidArgument(f"no address usable by an {kind} socket among {listed}")
     local = options.local_addresses
     if isinstance(local, tuple):
         sources = tuple(s for s in local if _usable_by(family, v6only, s.ip.version))
         if not sources:
             listed = ", ".join(str(s) for s in local)
+            kind = _family_name(family, v6only)
             raise InvalidArgument(f"no local address usable by an {kind} socket among {listed}")
         if len(sources) != len(local):
             options = options.replace(local_addresses=sources)
@@ -568,7 +636,7 @@ def connect_by_list(
     ``**options`` are the race options of `aioconnlist.connect_by_list` (``local_addresses``,
     ``attempt_delay``, ``min_attempt_delay``, ``interleave``, ``sort``, ``history``, ``on_event``).
     """
-    if os.name != "posix":  # pragma: no cover - exercised on Windows only
+    if not _POSIX:  # pragma: no cover - exercised on Windows only
         raise NotImplementedError(
             "aioconnlist.blocking.connect_by_list needs os.dup2 on sockets (POSIX); on Windows "
             "use aioconnlist.blocking.create_connection or the native WSAConnectByList"
@@ -605,6 +673,9 @@ def connect_by_list(
     # non-blocking file description: re-apply the caller's mode (it sets or clears O_NONBLOCK).
     sock.settimeout(caller.timeout)
     local = sock.getsockname()
+    if caller.family == _AF_INET:
+        # what getpeername() reports for an IPv4 peer: the address connected to, as connected
+        return local, pair.destination.sockaddr(_AF_INET)
     try:
         remote = sock.getpeername()
     except OSError:  # reset already; it did connect, report whom
@@ -745,8 +816,8 @@ def _create_connection(
 ) -> socket.socket:
     """`create_connection` with a resolver family (urllib3's ``allowed_gai_family``)."""
     timeout = _deadline(timeout)
-    start = time.monotonic()
-    race_options = dict(options)
+    start = time.monotonic() if timeout is not None else 0.0
+    race_options: Mapping[str, Any] = options
     if _is_host_port(address):
         host, port = address[0], address[1]  # type: ignore[index]
         if len(address) == 4:  # type: ignore[arg-type]
@@ -755,7 +826,11 @@ def _create_connection(
             destinations = resolve_blocking(host, port, family)
     else:
         destinations = parse_addresses(address)
-    destinations, bind = _source(source_address, destinations, race_options)
+    bind = None
+    if source_address is not None:  # (it may set local_addresses: on a copy)
+        copied = dict(options)
+        destinations, bind = _source(source_address, destinations, copied)
+        race_options = copied
     settings = tuple(socket_options) if socket_options is not None else ()
     remaining = timeout
     if timeout is not None:

@@ -8,7 +8,9 @@ Accepted forms: ``(ip, port)``, ``(ip6, port, flowinfo, scope_id)``,
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import itertools
 import socket
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -90,6 +92,58 @@ class Endpoint(FrozenRecord):
             return f"{self.ip}:{self.port}"
         zone = f"%{_zone_name(self.scope_id)}" if self.scope_id else ""
         return f"[{self.ip}{zone}]:{self.port}"
+
+
+_SLOTS = tuple(
+    Endpoint.__dict__[name].__set__
+    for name in ("ip", "port", "flowinfo", "scope_id", "_hash", "_int128", "_family", "_sockaddr")
+)
+
+
+def _ipv4_of_int() -> Any:
+    """``IPv4Address(n)`` for an ``n`` known to be in range: its ``_ip`` slot set directly
+    (a third of the cost of ``__init__``'s checks) where ipaddress has that slot."""
+    slot: Any = ipaddress.IPv4Address.__dict__.get("_ip")
+    if (
+        type(slot).__name__ != "member_descriptor"
+        or getattr(ipaddress.IPv4Address(1), "_ip", None) != 1
+    ):
+        return ipaddress.IPv4Address  # pragma: no cover - another ipaddress
+
+    def ipv4(
+        n: int, new: Any = object.__new__, cls: Any = ipaddress.IPv4Address, put: Any = slot.__set__
+    ) -> ipaddress.IPv4Address:
+        ip: ipaddress.IPv4Address = new(cls)
+        put(ip, n)
+        return ip
+
+    return ipv4
+
+
+_ipv4 = _ipv4_of_int()
+
+
+def _endpoint_v4(
+    n: int,
+    port: int,
+    new: Any = object.__new__,
+    slots: tuple[Any, ...] = _SLOTS,
+    ipv4: Any = _ipv4,
+    af_inet: socket.AddressFamily = socket.AF_INET,
+) -> Endpoint:
+    """``Endpoint(IPv4Address(n), port)`` with the same fields, made through the slots
+    directly (half the cost of the dataclass ``__init__``): the fast path of a fresh list.
+    ``n`` must be a valid IPv4 address (0 <= n < 2**32) and ``port`` in 1..65535."""
+    self: Endpoint = new(Endpoint)
+    slots[0](self, ipv4(n))
+    slots[1](self, port)
+    slots[2](self, 0)
+    slots[3](self, 0)
+    slots[4](self, hash((n, 4, port, 0)))
+    slots[5](self, n | 0xFFFF00000000)
+    slots[6](self, af_inet)
+    slots[7](self, None)
+    return self
 
 
 def shown(value: object, limit: int = 60) -> str:
@@ -270,9 +324,38 @@ def parse_address(value: object) -> Endpoint:
 # list of servers). A hit needs every element to be the very object parsed before, and only
 # lists whose elements are deeply immutable (see `_cacheable`, or Endpoints) are kept, so the
 # same objects cannot parse differently. The cache holds its elements: their ids stay theirs.
-# Bounded by what it holds: at most `LIST_CACHE_ENDPOINTS` endpoints in all (a list longer than
-# a quarter of that, 32,768, is not kept), and at most `_LIST_CACHE_SIZE` lists.
-_LIST_CACHE: dict[tuple[int, int, int], tuple[tuple[object, ...], list[Endpoint]]] = {}
+# Bounded by what it holds: at most `LIST_CACHE_ENDPOINTS` endpoints in all (one list may take
+# it all: the same list of 100,000 addresses is then a list comparison, not 100,000 parses),
+# and at most `_LIST_CACHE_SIZE` lists.
+# A list longer than a quarter of the bound evicts only lists never passed again or unused for
+# `_RECENT` misses (and is not kept when that does not make room): a stream of fresh long
+# lists, each parsed once, does not push out the long list a caller passes again and again.
+# Entries: (the items, their endpoints, `_list_misses` when last used, passed again since).
+_LIST_CACHE: dict[tuple[int, int, int], tuple[tuple[object, ...], list[Endpoint], int, bool]] = {}
+_RECENT = 8
+_list_misses = 0
+# A list longer than `LONG_LIST` is kept only when it is seen a second time (its length and
+# three of its items, by value, noted the first time in `_SEEN_ONCE`): fresh long lists, each
+# parsed once, are never kept (they would cost memory and the garbage collector's time).
+LONG_LIST = 2048
+_SEEN_ONCE: dict[tuple[object, ...], None] = {}
+_SEEN_ONCE_SIZE = 64
+
+
+def seen_before(fingerprint: tuple[object, ...], seen: dict[tuple[object, ...], None]) -> bool:
+    """Whether ``fingerprint`` is in ``seen`` (a bounded record of what was seen once); notes
+    it when not (the oldest noted dropped beyond `_SEEN_ONCE_SIZE`)."""
+    if seen.pop(fingerprint, 0) is None:
+        return True
+    seen[fingerprint] = None
+    while len(seen) > _SEEN_ONCE_SIZE:
+        try:
+            seen.pop(next(iter(seen)), None)
+        except (RuntimeError, StopIteration):  # changed by another thread meanwhile
+            break
+    return False
+
+
 _LIST_CACHE_SIZE = 256
 LIST_CACHE_ENDPOINTS = 131_072
 _list_cache_endpoints = 0
@@ -287,8 +370,8 @@ def parse_addresses(values: Iterable[object] | object) -> list[Endpoint]:
             key = (len(items), id(items[0]), id(items[-1]))
             hit = _LIST_CACHE.get(key)
             if hit is not None and all(map(is_, items, hit[0])):
-                if len(_LIST_CACHE) > 1 and _LIST_CACHE.pop(key, None) is not None:
-                    _LIST_CACHE[key] = hit  # most recently used last
+                if _LIST_CACHE.pop(key, None) is not None:
+                    _LIST_CACHE[key] = (hit[0], hit[1], _list_misses, True)  # most recent last
                 return list(hit[1])
             return _parse_list(items, key)
     elif isinstance(values, (str, bytes, bytearray, Endpoint, Mapping)) or not isinstance(
@@ -305,12 +388,54 @@ def parse_addresses(values: Iterable[object] | object) -> list[Endpoint]:
     return list(seen)
 
 
+def _plain_v4(items: list[object] | tuple[object, ...]) -> list[Endpoint] | None:
+    """The endpoints of a list made only of (IPv4 dotted quad, port) tuples of exact types
+    (deduplicated, first kept), checked and converted a column at a time; None for any other
+    list. ``inet_pton`` accepts exactly the dotted quads ``ipaddress`` does (four decimal
+    octets, no leading zeros), so the endpoints are those the general parse gives."""
+    rows: Any = items
+    if set(map(type, rows)) != {tuple} or set(map(len, rows)) != {2}:
+        return None
+    hosts, ports = zip(*rows, strict=True)
+    if set(map(type, hosts)) != {str} or set(map(type, ports)) != {int}:
+        return None
+    if min(ports) <= 0 or max(ports) >= 65536:
+        return None
+    try:
+        packed = list(map(functools.partial(socket.inet_pton, socket.AF_INET), hosts))
+    except (OSError, ValueError):  # not all IPv4 (or one malformed): the general parse
+        return None
+    from_bytes: Any = int.from_bytes
+    # duplicates dropped on (address, port), hashed in C, before any Endpoint is made
+    ints = map(from_bytes, packed, itertools.repeat("big"))
+    distinct = dict.fromkeys(zip(ints, ports, strict=True))
+    return list(itertools.starmap(_endpoint_v4, distinct))
+
+
 def _parse_list(
     items: list[object] | tuple[object, ...], key: tuple[int, int, int]
 ) -> list[Endpoint]:
+    plain = _plain_v4(items)
+    if plain is not None:
+        return _keep_list(items, key, plain)
     seen: dict[Endpoint, None] = {}
     immutable = True
+    pton, from_bytes, v4 = socket.inet_pton, int.from_bytes, _endpoint_v4
     for value in items:
+        if (
+            type(value) is tuple
+            and len(value) == 2
+            and type(value[0]) is str
+            and type(value[1]) is int
+            and 0 < value[1] < 65536
+        ):  # the fast path: inet_pton accepts exactly the dotted quads ipaddress does
+            try:
+                packed = pton(socket.AF_INET, value[0])
+            except (OSError, ValueError):  # not IPv4 (or malformed): the general parse
+                pass
+            else:
+                seen.setdefault(v4(from_bytes(packed, "big"), value[1]), None)
+                continue
         if type(value) is Endpoint:
             seen.setdefault(value, None)
         elif _cacheable(value):
@@ -322,17 +447,47 @@ def _parse_list(
             immutable = False
             seen.setdefault(_parse(value), None)
     result = list(seen)
-    if immutable and len(items) <= LIST_CACHE_ENDPOINTS // 4:
-        global _list_cache_endpoints
-        old = _LIST_CACHE.pop(key, None)
-        if old is not None:
-            _list_cache_endpoints -= len(old[0])
-        while _LIST_CACHE and (
+    if immutable:
+        return _keep_list(items, key, result)
+    return result
+
+
+def _keep_list(
+    items: list[object] | tuple[object, ...], key: tuple[int, int, int], result: list[Endpoint]
+) -> list[Endpoint]:
+    """Cache ``result``, the endpoints of the deeply immutable ``items``; a copy of it."""
+    global _list_cache_endpoints, _list_misses
+    _list_misses += 1
+    if len(items) > LIST_CACHE_ENDPOINTS:
+        return result
+    if len(items) > LONG_LIST:
+        try:
+            fingerprint = (len(items), items[0], items[len(items) // 2], items[-1])
+            if not seen_before(fingerprint, _SEEN_ONCE):
+                return result
+        except TypeError:  # unhashable parts (a 5-tuple's other fields): not kept
+            return result
+    old = _LIST_CACHE.pop(key, None)
+    if old is not None:
+        _list_cache_endpoints -= len(old[0])
+
+    def full() -> bool:
+        return (
             len(_LIST_CACHE) >= _LIST_CACHE_SIZE
             or _list_cache_endpoints + len(items) > LIST_CACHE_ENDPOINTS
-        ):  # the least recently used go first, not the whole cache
-            _list_cache_endpoints -= len(_LIST_CACHE.pop(next(iter(_LIST_CACHE)))[0])
-        _LIST_CACHE[key] = (tuple(items), result)
-        _list_cache_endpoints += len(items)
-        return list(result)
-    return result
+        )
+
+    if len(items) > LIST_CACHE_ENDPOINTS // 4:  # only what was not used lately makes room
+        for stale in [
+            k for k, v in _LIST_CACHE.items() if not v[3] or v[2] < _list_misses - _RECENT
+        ]:
+            if not full():
+                break
+            _list_cache_endpoints -= len(_LIST_CACHE.pop(stale)[0])
+        if full():
+            return result
+    while _LIST_CACHE and full():  # the least recently used go first, not the whole cache
+        _list_cache_endpoints -= len(_LIST_CACHE.pop(next(iter(_LIST_CACHE)))[0])
+    _LIST_CACHE[key] = (tuple(items), result, _list_misses, False)
+    _list_cache_endpoints += len(items)
+    return list(result)

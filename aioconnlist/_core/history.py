@@ -396,16 +396,18 @@ class PairHistory:
 
     def record_success(self, pair: Pair, rtt: float, now: float) -> None:
         """A connect on ``pair`` succeeded after ``rtt`` seconds."""
-        _finite(now)
-        if type(rtt) is not float or not 0.0 <= rtt < math.inf:  # (every connect comes here)
+        if not -_INF < now < _INF:  # (every connect comes here: `_finite`, inline)
+            _finite(now)
+        if type(rtt) is not float or not 0.0 <= rtt < _INF:
             if isinstance(rtt, bool) or not isinstance(rtt, (int, float)) or not rtt >= 0:
                 raise InvalidArgument(f"rtt must be a non-negative number of seconds, not {rtt!r}")
             rtt = float(rtt)
             if math.isinf(rtt):
                 raise InvalidArgument("rtt must be finite")
-        key = _pair_key(pair)
+        key = pair._history_key or _pair_key(pair)
         family = int(pair.destination._family)
         versions = self._order_version, self._rtt_version
+        success_ttl = self.success_ttl
         with self._lock:
             rec = self._pairs.get(key)
             if rec is None:
@@ -413,8 +415,17 @@ class PairHistory:
                 versions = (-1, -1)
             else:
                 self._pairs.move_to_end(key)
-            rank_before = self._rank_locked(rec, now)
-            if rec.srtt is None or not self._success_valid(rec, now):
+            last_success = rec.last_success
+            valid = last_success is not None and now - last_success < success_ttl
+            if rec.last_failure is not None:
+                rank_before = self._rank_locked(rec, now)
+            elif valid and rec.srtt is not None:  # `_rank_locked` without a failure, inline
+                rank_before = SUCCESS_RANK + int(
+                    min(rec.srtt * _RTT_BUCKETS_PER_SECOND, -SUCCESS_RANK - 1)
+                )
+            else:
+                rank_before = 0
+            if rec.srtt is None or not valid:
                 rec.srtt, rec.rttvar, rec.samples = rtt, rtt / 2, 1  # RFC 6298 (2.2)
             else:  # RFC 6298 (2.3): rttvar first, from the old srtt
                 srtt = rec.srtt
@@ -435,7 +446,14 @@ class PairHistory:
             if family_before is None or now > family_before:
                 family_success[family] = now
             # A new RTT sample in the same rank bucket changes no order: plans stay valid.
-            rank_after = self._rank_locked(rec, now)
+            if rec.last_failure is not None:
+                rank_after = self._rank_locked(rec, now)
+            elif success_ttl > 0.0:  # (the success just recorded is valid, srtt is set)
+                rank_after = SUCCESS_RANK + int(
+                    min(rec.srtt * _RTT_BUCKETS_PER_SECOND, -SUCCESS_RANK - 1)
+                )
+            else:
+                rank_after = 0
             if (
                 len(path.black_holes) >= 2
                 or family_before is None
@@ -570,6 +588,16 @@ class PairHistory:
                     self._kernel_rank(k, now) if rec is None else self._rank_locked(rec, now)
                 )
             return result
+
+    def evidence_destinations(self) -> frozenset[int] | None:
+        """The destinations (128-bit integers, IPv4 mapped) that a record or a kernel RTT of
+        this history names: every other pair ranks 0. ``None`` when records loaded from a file
+        are still unmatched (they are found by a keyed hash: they could name any destination).
+        """
+        with self._lock:
+            if self._dormant:
+                return None
+            return frozenset(k[1] for k in self._pairs) | frozenset(k[1] for k in self._kernel)
 
     def rto(self, pair: Pair, now: float) -> float | None:
         """srtt + 4*rttvar of the pair's successes, ``None`` when unknown or expired (or when a
@@ -992,6 +1020,9 @@ class PairHistory:
             f"PairHistory(pairs={pairs}/{self.max_pairs}, paths={paths}, "
             f"failure_ttl={self.failure_ttl:g}, success_ttl={self.success_ttl:g})"
         )
+
+
+_INF = math.inf
 
 
 def _finite(now: float) -> None:

@@ -45,8 +45,9 @@ Order of the plan:
 
 from __future__ import annotations
 
+import heapq
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import TypeVar
 
@@ -390,3 +391,257 @@ def _plan_explicit(
         [g[0] for g in sorted_groups], best_ranks, demoted, deprecated, interleave
     )
     return [p for i in order for p in sorted_groups[i]]
+
+
+# --- the head of a long plan, planned lazily ------------------------------------------------
+#
+# Design. Planning a list in full costs one kernel-source lookup per destination (a UDP
+# connect: ~40 µs), which RFC 6724 needs to rank each of them; a race whose first attempt
+# connects tries one. `plan_head` gives the first ``count`` pairs of the plan, exactly those
+# `plan_pairs` puts first, and looks up the kernel's source of only as many destinations as
+# it must to be sure of them:
+#
+# - every key component that depends on the source (rules 1, 2, 3, 5, 9; history's failure,
+#   path demotion and rank) is bounded below without it: (0, 0, 0, 0) for rules 1-5,
+#   rule 9 >= -64 (IPv6; 0 for IPv4), no path demotion, rank 0 for a destination no record
+#   names (those that one names are looked up first, `PairHistory.evidence_destinations`).
+#   Rules 6 and 8 and the input order depend on the destination alone. So each destination
+#   has a lower bound of its sort key, and its exact key is never below it;
+# - destinations are visited in the order of their lower bounds (bucketed: the bounds take
+#   few distinct values); a looked-up destination with a healthy key is certain to come next
+#   as soon as its key is below the lower bound of every destination not yet looked up
+#   (a best-first merge). With the usual list (the same class of address throughout) each
+#   pair of the head costs one lookup;
+# - RFC 8305 interleaving needs the healthy destinations of each family in order: one such
+#   merge per family, interleaved as `_interleave` does;
+# - the known-bad destinations (no route, failure evidence) and, in mode "auto", the
+#   alternate sources all come after every healthy kernel-choice pair in the full plan, so a
+#   head of healthy kernel pairs is a prefix of it. The rest is planned in full (the lookups
+#   made are cached) when the race has started the head.
+#
+# It gives up (None: plan in full) after ``max_probes`` lookups, when fewer than ``count``
+# healthy destinations exist, and for what it does not model (zones, which key kernel choices
+# by address only; NAT64 and explicit sources are the caller's to exclude).
+
+#: the pairs `plan_head` plans (the race takes the rest from the full plan)
+HEAD_PAIRS = 8
+#: `plan_head` gives up after this many kernel-source lookups
+HEAD_PROBES = 256
+
+_V4_LINK: tuple[int, ...] = (
+    0,
+    0,
+    0,
+    0,
+    -35,
+    2,
+)  # 127/8, 169.254/16: ::ffff:0:0/96, link-local scope
+_V4_GLOBAL: tuple[int, ...] = (0, 0, 0, 0, -35, 14)
+
+
+class PlanHead(list[Pair]):
+    """The first pairs of a plan: exactly those `plan_pairs` would put first. At least
+    ``more`` pairs follow them, planned when the race has started these."""
+
+    more: int = 0
+
+
+class _GiveUp(Exception):
+    pass
+
+
+def _v6_bound(n: int) -> tuple[int, ...]:
+    """Rules 1-8 of an IPv6 destination's key at their lowest (rules 6 and 8 exact)."""
+    return (0, 0, 0, 0, -policy128(n)[0], scope128(n))
+
+
+class _Merge:
+    """The healthy destinations of one family in plan order, looked up best-first."""
+
+    def __init__(
+        self,
+        buckets: dict[tuple[int, ...], list[int]],
+        rule9_bound: int,
+        exact: Callable[[int], tuple[object, ...] | None],
+        with_history: bool,
+    ) -> None:
+        self._buckets = sorted(buckets.items())
+        self._bucket = 0
+        self._pos = 0
+        self._rule9 = rule9_bound
+        self._exact = exact
+        self._history = with_history
+        self.heap: list[tuple[object, ...]] = []
+
+    def _next_bound(self) -> tuple[object, ...] | None:
+        while self._bucket < len(self._buckets):
+            bound, indices = self._buckets[self._bucket]
+            if self._pos < len(indices):
+                i = indices[self._pos]
+                if self._history:  # (failed/no route, failed, no route, demoted, head, rank, 9, i)
+                    return (False, False, 0, False, bound, 0, self._rule9, i)
+                return ((*bound, self._rule9), i)
+            self._bucket += 1
+            self._pos = 0
+        return None
+
+    def peek(self) -> tuple[object, ...] | None:
+        """The key of the next healthy destination (its index last), or None: no more."""
+        heap = self.heap
+        while True:
+            bound = self._next_bound()
+            if heap and (bound is None or heap[0] < bound):
+                return heap[0]
+            if bound is None:
+                return None
+            self._pos += 1
+            key = self._exact(bound[-1])  # type: ignore[arg-type]
+            if key is not None:
+                heapq.heappush(heap, key)
+
+    def take(self) -> int | None:
+        key = self.peek()
+        if key is None:
+            return None
+        heapq.heappop(self.heap)
+        return key[-1]  # type: ignore[return-value]
+
+
+def plan_head(
+    destinations: Sequence[Endpoint],
+    kernel_source: Callable[[Endpoint], IPAddress | None],
+    *,
+    deprecated: frozenset[IPAddress] = frozenset(),
+    history: PairHistory | None,
+    now: float,
+    interleave: int = 1,
+    count: int = HEAD_PAIRS,
+    max_probes: int = HEAD_PROBES,
+) -> tuple[PlanHead, list[Pair]] | None:
+    """The first ``count`` pairs of ``plan_pairs(destinations, sources, sort=True, ...)`` in
+    mode "kernel" or "auto" (``sources.kernel_choice`` given by ``kernel_source``, called for
+    as few destinations as the order needs; ``deprecated``: the deprecated local addresses),
+    and every pair it looked up (their evidence bounds how long the head holds).
+
+    None when it cannot be sure within ``max_probes`` lookups, when fewer than ``count``
+    destinations are healthy, or when a destination has a zone. See the design note above.
+    """
+    _check_interleave(interleave)
+    with_history = history is not None and len(history) > 0
+    evidence: frozenset[int] = frozenset()
+    demoted: _Demoted = frozenset()
+    if with_history:
+        assert history is not None
+        known = history.evidence_destinations()
+        if known is None:
+            return None
+        evidence = known
+        demoted = history.demoted_paths(now)
+    v4_link: list[int] = []
+    v4_global: list[int] = []
+    v6_buckets: dict[tuple[int, ...], list[int]] = {}
+    first: list[int] = []
+    v6_bound = lru_cache(maxsize=64)(_v6_bound)
+    dests: list[Endpoint] = []  # `_usable_destinations`, inline: one pass over a long list
+    i = 0
+    for d in dict.fromkeys(destinations):
+        if d.scope_id:
+            return None
+        n = d._int128
+        if n >> 32 == 0xFFFF:
+            if evidence and n in evidence:
+                first.append(i)
+            elif n >> 24 & 0xFF == 127 or n >> 16 & 0xFFFF == 0xA9FE:
+                v4_link.append(i)
+            else:
+                v4_global.append(i)
+        elif n >> 118 == 0x3FA:
+            continue  # link-local without a zone: not usable (`destination_usable`)
+        elif evidence and n in evidence:
+            first.append(i)
+        else:
+            # rules 6 and 8 read no bit past /64, but for ::1 and ::/96 (the low 64 bits)
+            v6_buckets.setdefault(v6_bound(n >> 64 << 64 if n >> 64 else n), []).append(i)
+        dests.append(d)
+        i += 1
+    if len(dests) <= count:
+        return None
+    buckets = ({_V4_LINK: v4_link, _V4_GLOBAL: v4_global}, v6_buckets)
+    pairs: dict[int, Pair] = {}
+    probed: list[Pair] = []
+    by_ip: dict[IPAddress, IPAddress | None] = {}
+
+    def exact(i: int) -> tuple[object, ...] | None:
+        """The key of destination ``i`` (looked up now), or None when it is known bad."""
+        if len(probed) >= max_probes:
+            raise _GiveUp
+        d = dests[i]
+        if d.ip in by_ip:
+            ks = by_ip[d.ip]
+        else:
+            ks = by_ip[d.ip] = kernel_source(d)
+        pair = Pair(None, d, ks)
+        pairs[i] = pair
+        probed.append(pair)
+        dest = d._int128
+        if ks is None:
+            full, head, rule9 = _rfc6724_key(dest, _NO_SOURCE, False)
+        else:
+            source = as_int128(ks)
+            full, head, rule9 = _rfc6724_key(dest, source, bool(deprecated) and ks in deprecated)
+        if not with_history:
+            return None if full[0] else (full, i)
+        assert history is not None
+        rank = history.ranks([pair], now)[0]
+        if rank > 0 or head[0]:
+            return None
+        path_demoted = bool(demoted) and (pair.effective_source, d.family) in demoted
+        return (False, False, 0, path_demoted, head, rank, rule9, i)
+
+    merges = (
+        _Merge(buckets[0], 0, exact, with_history),
+        _Merge(buckets[1], -RULE9_MAX_PREFIX, exact, with_history),
+    )
+    order: list[int] = []
+    try:
+        for i in first:  # destinations history names: their rank is only known exactly
+            key = exact(i)
+            if key is not None:
+                heapq.heappush(merges[dests[i].ip.version == 6].heap, key)
+        a, b = merges[0].peek(), merges[1].peek()
+        if a is None and b is None:
+            return None
+        if interleave == 0 or a is None or b is None:  # one merged order
+            while len(order) < count:
+                a, b = merges[0].peek(), merges[1].peek()
+                if a is None and b is None:
+                    break
+                if b is None or (a is not None and a < b):
+                    order.append(merges[0].take())  # type: ignore[arg-type]
+                else:
+                    order.append(merges[1].take())  # type: ignore[arg-type]
+        else:
+            lead, other = (merges[0], merges[1]) if a < b else (merges[1], merges[0])
+            while len(order) < min(interleave, count):
+                i_lead = lead.take()
+                if i_lead is None:
+                    break
+                order.append(i_lead)
+            while len(order) < count:
+                i_other = other.take()
+                if i_other is not None:
+                    order.append(i_other)
+                if len(order) >= count:
+                    break
+                i_lead = lead.take()
+                if i_lead is not None:
+                    order.append(i_lead)
+                if i_other is None and i_lead is None:
+                    break
+    except _GiveUp:
+        return None
+    if len(order) < count:
+        return None
+    result = PlanHead(pairs[i] for i in order)
+    result.more = len(dests) - count
+    return result, probed

@@ -15,6 +15,10 @@ Rules (staggering, first success wins, all fail, history):
   left unanswered for longer than the delay it was given counts against its pair ("soft"
   failure), the others are neutral;
 - when all fail, the error carries the errno of the last attempt to fail;
+- a race over the head of a plan (``tail``: the number of pairs at least that follow it) asks
+  for the rest (`needs_tail`) when the next attempt is due and the head has been started,
+  and is given the full plan (`set_tail`): the same attempts at the same times as a race
+  over the full plan;
 - backup attempts (``backup_attempts``, as Chrome and Firefox do against lost SYNs): once every
   pair has been started, when the newest attempt has been silent for its delay (the attempt
   delay, or the shorter one history gives a pair of known RTT), one more attempt of the
@@ -90,6 +94,7 @@ class Race:
         more_pairs_coming: bool = False,
         on_event: EventCallback | None = None,
         backup_attempts: bool = True,
+        tail: int | None = None,
     ) -> None:
         self.origin = now
         self.deadline = None if timeout is None else now + timeout
@@ -109,6 +114,8 @@ class Race:
         self._callback_failed = False  # the first exception of on_event is logged in full
         self.backup_attempts = backup_attempts and not math.isinf(attempt_delay)
         self._backed_up: set[Pair] = set()
+        #: pairs (at least) of the plan that follow ``pairs``, not planned yet (None: none)
+        self.tail = tail
 
     # -- what the driver asks -----------------------------------------------------------------
 
@@ -116,21 +123,48 @@ class Race:
     def finished(self) -> bool:
         if self.winner is not None or self.timed_out:
             return True
-        return not self.untried and not self.running and not self.more_pairs_coming
+        return (
+            not self.untried
+            and not self.running
+            and not self.more_pairs_coming
+            and self.tail is None
+        )
+
+    def needs_tail(self, now: float) -> bool:
+        """Whether the driver must give the full plan now (`set_tail`): the head has been
+        started and the next attempt is due."""
+        return (
+            self.tail is not None
+            and not self.untried
+            and self.winner is None
+            and not self.timed_out
+            and now >= self.next_start
+        )
+
+    def set_tail(self, pairs: Sequence[Pair]) -> None:
+        """The full plan whose head this race was given; the pairs not started yet follow."""
+        started = {a.pair for a in self.attempts}
+        self.untried = [p for p in reversed(pairs) if p not in started]
+        self.tail = None
 
     def start_due(self, now: float) -> Attempt | None:
         """The attempt to start now, if one is due (call again until it returns None)."""
         if self.winner is not None or self.timed_out:
             return None
         if not self.untried:
-            return self._backup_due(now)
+            return None if self.tail is not None else self._backup_due(now)
         if now < self.next_start:
             return None
         return self._start(self.untried.pop(), now, backup=False)
 
     def _backup_candidate(self) -> tuple[Attempt, float] | None:
         """(the newest silent attempt whose pair has no backup yet, when its backup is due)."""
-        if not self.backup_attempts or self.more_pairs_coming or not self.running:
+        if (
+            not self.backup_attempts
+            or self.more_pairs_coming
+            or self.tail is not None
+            or not self.running
+        ):
             return None
         for attempt in sorted(self.running.values(), key=_newest_first):
             if attempt.backup or attempt.pair in self._backed_up:
@@ -162,6 +196,13 @@ class Race:
         times = []
         if self.untried and self.winner is None and not math.isinf(self.next_start):
             times.append(self.next_start)
+        elif (
+            self.tail is not None
+            and self.winner is None
+            and not self.timed_out
+            and not math.isinf(self.next_start)
+        ):
+            times.append(self.next_start)  # when the rest of the plan is needed
         elif not self.untried and self.winner is None and not self.timed_out:
             candidate = self._backup_candidate()
             if candidate is not None:
@@ -230,7 +271,8 @@ class Race:
 
     def error(self) -> ConnectError:
         """The error to raise when the race ended without a winner."""
-        return race_error(self.attempts, timed_out=self.timed_out, untried=len(self.untried))
+        untried = len(self.untried) + (self.tail or 0)
+        return race_error(self.attempts, timed_out=self.timed_out, untried=untried)
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -104,15 +104,27 @@ else:
 
 @dataclass_transform(eq_default=False)
 def positional_record(cls: _C) -> _C:
-    """Give ``cls`` an ``__init__`` taking its annotated fields positionally, in order (for a
-    private record made in few places: no compiled methods, no ``__eq__``/``__repr__``)."""
+    """Give ``cls`` an ``__init__`` taking its annotated fields in order, positionally or by
+    name, a field with a value in the class body defaulting to it (for a private record made
+    in few places: no compiled methods, no ``__eq__``/``__repr__``)."""
     names = tuple(cls.__dict__.get("__annotations__", {}))  # noqa: RUF063 - no inspect import
+    defaults = {name: cls.__dict__[name] for name in names if name in cls.__dict__}
 
-    def __init__(self: object, *values: object) -> None:
-        if len(values) != len(names):
+    def __init__(self: object, *values: object, **named: object) -> None:
+        if len(values) > len(names):
             raise TypeError(f"{cls.__name__}() takes {len(names)} values, got {len(values)}")
-        for name, value in zip(names, values, strict=True):
-            setattr(self, name, value)
+        given = dict(zip(names, values, strict=False))
+        for name, value in named.items():
+            if name not in names or name in given:
+                raise TypeError(f"{cls.__name__}(): unexpected or repeated {name!r}")
+            given[name] = value
+        for name in names:
+            if name in given:
+                setattr(self, name, given[name])
+            elif name in defaults:
+                setattr(self, name, defaults[name])
+            else:
+                raise TypeError(f"{cls.__name__}() needs {name!r}")
 
     cls.__init__ = __init__  # type: ignore[misc]
     return cls

@@ -39,7 +39,7 @@ from .._core.race import Race, delay_after
 from .._io.nat64 import needed as nat64_needed
 from .._io.nat64 import through_nat64_async
 from .._io.sources import after_failed_race as invalidate  # kept when changes are notified
-from .planning import cached_plan, new_race, no_usable_pair, plan_race
+from .planning import cached_plan, head_of_plan, new_race, no_usable_pair, plan_race
 from .sockets import SocketFactory, close_connecting, default_socket_factory, open_attempt_socket
 from .timeouts import expired, timeout_at
 
@@ -304,11 +304,12 @@ async def race(
     known = list(destinations)
     if nat64_needed(known):
         known = list(await through_nat64_async(known, loop))
-    pairs = await _plan(known, options, start, loop) if known else []
+    head = more_destinations is None  # a long list: its head first (`Race.needs_tail`)
+    pairs = await _plan(known, options, start, loop, head=head) if known else []
     if not pairs and more_destinations is None:
         raise no_usable_pair(known, options)
     if pairs and more_destinations is None:
-        return await _first_attempt(pairs, options, factory, loop, start)
+        return await _first_attempt(pairs, options, factory, loop, start, known)
     state = new_race(pairs, options, start, more=more_destinations is not None)
     return await _run(state, options, factory, loop, None, known, more_destinations)
 
@@ -362,6 +363,9 @@ async def _run(
             if state.deadline is not None and now >= state.deadline:
                 state.time_out(now)
                 break
+            if state.needs_tail(now):  # the head of a long plan is started: the full plan
+                state.set_tail(await _plan(known, options, state.origin, loop))
+                now = loop.time()
             while not attempts.done and (due := state.start_due(now)) is not None:
                 try:
                     sock, address = _open(factory, due.pair)
@@ -437,18 +441,30 @@ _LARGE_PLAN = 2048
 
 
 async def _plan(
-    destinations: list[Endpoint], options: Options, now: float, loop: asyncio.AbstractEventLoop
+    destinations: list[Endpoint],
+    options: Options,
+    now: float,
+    loop: asyncio.AbstractEventLoop,
+    *,
+    head: bool = False,
 ) -> list[Pair]:
     """`plan_race`, on the loop for usual lists, in a worker thread for very long ones: the
-    deadline (``options.timeout`` from ``now``) covers planning, and planning stops at it."""
+    deadline (``options.timeout`` from ``now``) covers planning, and planning stops at it.
+    ``head``: the head of a long plan (a few lookups) when it can be had."""
     if len(destinations) <= _LARGE_PLAN:
-        return plan_race(destinations, options, now)
-    hit = cached_plan(destinations, options, now)  # the same long list again: no thread
+        return plan_race(destinations, options, now, head=head)
+    # the same long list again: no thread
+    hit: list[Pair] | None = None
+    if head:
+        hit = head_of_plan(destinations, options, now, cached_only=True)
+    if hit is None:
+        hit = cached_plan(destinations, options, now)
     if hit is not None:
         return hit
     stop = threading.Event()
     planned = loop.run_in_executor(
-        None, functools.partial(plan_race, destinations, options, now, stop=stop.is_set)
+        None,
+        functools.partial(plan_race, destinations, options, now, stop=stop.is_set, head=head),
     )
     try:
         if options.timeout is None:
@@ -477,9 +493,10 @@ async def _first_attempt(
     factory: SocketFactory,
     loop: asyncio.AbstractEventLoop,
     origin: float,
+    known: list[Endpoint],
 ) -> tuple[socket.socket, Pair]:
     """The race while its first attempt is the only one: no task, no `_Attempts`; the
-    deadline still holds.
+    deadline still holds. (``known``: the destinations, whose full plan the race may need.)
 
     Most races end here: the first pair connects before the next one (or its backup) is due.
     Its connect waits on one writer callback; the time the next attempt is due is a shared
@@ -534,7 +551,8 @@ async def _first_attempt(
             if in_flight:  # silent until the next attempt is due: the full race takes over
                 state = state or new_race(pairs, options, origin)
                 attempt = attempt or _start(state, started)
-                return await _run(state, options, factory, loop, (attempt, sock, address), [], None)
+                in_flight_attempt = (attempt, sock, address)
+                return await _run(state, options, factory, loop, in_flight_attempt, known, None)
             now = loop.time()
             if attempt is not None and state is not None:
                 state.connected(attempt, now)
@@ -542,7 +560,7 @@ async def _first_attempt(
                 options.history.record_success(pair, now - started, now)
             return sock, pair
     if not state.finished:  # the first attempt failed at once: the rest race
-        return await _run(state, options, factory, loop, None, [], None)
+        return await _run(state, options, factory, loop, None, known, None)
     # raised outside the except blocks: no frame -> error -> traceback -> frame cycle
     raise state.error()
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._core import history as _history
-from .._core.addresses import Endpoint, IPAddress
+from .._core.addresses import LONG_LIST, Endpoint, IPAddress, seen_before
 from .._core.errors import (
     RESOURCE_ERRNOS,
     ConnectError,
@@ -34,12 +34,19 @@ from .._core.pairs import (
     destination_usable,
     locality,
 )
-from .._core.planner import plan_pairs
+from .._core.planner import PlanHead, plan_head, plan_pairs
 from .._core.race import Race
 from .._core.records import positional_record
 from .._io import sources
 from .._io.nat64 import synthesized_map
-from .._io.sources import gather_sources_until, invalidate, machine_addresses, sources_generation
+from .._io.sources import (
+    gather_sources_until,
+    invalidate,
+    kernel_source_entry,
+    machine_addresses,
+    machine_addresses_entry,
+    sources_generation,
+)
 
 if TYPE_CHECKING:
     from .._io.network import NetworkIdentity
@@ -190,6 +197,12 @@ class _CachedPlan:
     planned_at: float  # the history's (event loop's) time scale
     history_until: float
     pairs: list[Pair]
+    size: int  # what it counts for in `PLAN_CACHE_PAIRS`
+    # a head plan (kernel-choice pairs only, the same in modes "kernel" and "auto"): the
+    # deprecated local addresses it was ranked with (rule 3); None: a full plan
+    deprecated: frozenset[IPAddress] | None
+    used: int  # `_plan_misses` when last planned or hit
+    hit: bool = False  # used again since it was planned
 
 
 _PlanKey = tuple[object, ...]
@@ -198,15 +211,25 @@ _PlanKey = tuple[object, ...]
 # (which tells through `order_version`/`order_valid_until` when its ranking could differ). A hit
 # is the very plan that planning afresh would give, at the cost of one list comparison.
 # Bounded by what it holds, not only by its count of plans: at most `PLAN_CACHE_PAIRS` pairs in
-# all, the least recently used dropped first, and a plan larger than a quarter of that (32,768)
-# is not kept (planning it costs far more than a cache miss on it saves).
+# all (a head plan, `PlanHead`, counts as the destinations it holds), the least recently used
+# dropped first, and a full plan larger than a quarter of that (32,768) is not kept (planning
+# it costs far more than a cache miss on it saves). A head plan is kept up to the whole bound:
+# it is what makes the same long list cost a list comparison.
 _PLAN_CACHE: dict[_PlanKey, _CachedPlan] = {}
 _PLAN_CACHE_SIZE = 128
 PLAN_CACHE_PAIRS = 131_072
 _PLAN_LOCK = threading.Lock()
 _plan_cache_pairs = 0
+# A plan larger than a quarter of the bound evicts only plans never used again or unused for
+# `_RECENT` misses (and is not kept when that does not make room): fresh long lists, each
+# planned once, do not push out the long list a caller passes again and again.
+_RECENT = 8
+_plan_misses = 0
+_SEEN_ONCE: dict[tuple[object, ...], None] = {}  # long lists planned once (`seen_before`)
 # Kernel choices are probed this many destinations at a time, with a look at ``stop`` between.
 _CHUNK = 512
+#: lists longer than this are planned head first (`plan_race` with ``head=True``)
+HEAD_MIN = 32
 
 
 def plan_race(
@@ -215,12 +238,16 @@ def plan_race(
     now: float,
     *,
     stop: Callable[[], bool] | None = None,
+    head: bool = False,
 ) -> list[Pair]:
     """The ranked pairs for ``destinations`` (``now``: the history's time), cached.
 
-    ``stop``: polled while the sources of a long list are gathered; when it turns true,
-    planning ends with `ConnectTimeout`. A shortage of descriptors or memory while the sources
-    are gathered is `OutOfResources`; another OSError a `ConnectError` of its errno.
+    ``head``: a list longer than `HEAD_MIN` may be planned head first (`head_of_plan`): the
+    result is then a `PlanHead` (its first pairs exactly; the race asks for the full plan,
+    ``head=False``, once it has started them). ``stop``: polled while the sources of a long
+    list are gathered; when it turns true, planning ends with `ConnectTimeout`. A shortage of
+    descriptors or memory while the sources are gathered is `OutOfResources`; another OSError
+    a `ConnectError` of its errno.
     """
     global _plan_cache_pairs
     if not _started:
@@ -228,6 +255,10 @@ def plan_race(
     if options.local_addresses == "auto" and _before_addresses():
         options = options.replace(local_addresses=None)  # the kernel's choice alone, for now
     history = options.history
+    if head:
+        first = head_of_plan(destinations, options, now)
+        if first is not None:
+            return first
     key = _key(destinations, options)
     generation = sources_generation()
     hit = cached_plan(destinations, options, now, key, generation)
@@ -255,38 +286,164 @@ def plan_race(
         interleave=options.interleave,
         sort=options.sort,
     )
-    history_until = math.inf
-    if history is None or version is None or len(pairs) < 2:
-        version = None  # nothing to order: history cannot change this plan
-    else:
-        history_until, successes = history.order_valid_until(pairs, now)
-        if successes < 2:  # RTT moves of a single successful pair reorder nothing
-            version = (version[0], -1)
-    if len(pairs) > PLAN_CACHE_PAIRS // 4:
-        return pairs
-    entry = _CachedPlan(
-        list(destinations), generation, sources_until, version, now, history_until, pairs
-    )
-    with _PLAN_LOCK:  # a long list is planned in a worker thread
-        old = _PLAN_CACHE.pop(key, None)
-        if old is not None:
-            _plan_cache_pairs -= len(old.pairs)
-        while _PLAN_CACHE and (
-            len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE
-            or _plan_cache_pairs + len(pairs) > PLAN_CACHE_PAIRS
-        ):  # the least recently used go first, not the whole cache
-            _plan_cache_pairs -= len(_PLAN_CACHE.pop(next(iter(_PLAN_CACHE))).pairs)
-        _PLAN_CACHE[key] = entry
-        _plan_cache_pairs += len(pairs)
+    if len(pairs) <= PLAN_CACHE_PAIRS // 4:  # a longer plan costs far more than a miss saves
+        _keep(key, destinations, history, pairs, pairs, generation, sources_until, version, now)
     return pairs
 
 
-def _key(destinations: Sequence[Endpoint], options: Options) -> _PlanKey:
+def head_of_plan(
+    destinations: Sequence[Endpoint], options: Options, now: float, *, cached_only: bool = False
+) -> PlanHead | None:
+    """The head of the plan of a list longer than `HEAD_MIN` (cached), or None when it is
+    planned in full (``sort=False``, explicit sources, NAT64, or a head that needs more than
+    a few hundred lookups to be sure of). ``cached_only``: the cached head or None."""
+    if len(destinations) <= HEAD_MIN or not options.sort:
+        return None
+    if options.local_addresses is not None and options.local_addresses != "auto":
+        return None
+    if not _started:
+        _start()
+    deprecated: frozenset[IPAddress] = frozenset()
+    if options.local_addresses == "auto":
+        try:
+            local = machine_addresses_entry(time.monotonic())[1]
+        except OSError as exc:  # e.g. EMFILE while the interfaces are enumerated
+            raise as_connect_error(exc, "reading the local addresses") from exc
+        deprecated = frozenset(s.ip for s in local if s.deprecated)
+    key = _key(destinations, options, True)
+    generation = sources_generation()
+    hit = cached_plan(destinations, options, now, key, generation, deprecated=deprecated)
+    if hit is not None:
+        assert isinstance(hit, PlanHead)
+        return hit
+    if cached_only:
+        return None
+    history = options.history
+    version = None if history is None else history.order_version
+    planned = _plan_head(destinations, options, now, deprecated)
+    if planned is None:
+        return None
+    pairs, probed, sources_until = planned
+    _keep(
+        key,
+        destinations,
+        history,
+        pairs,
+        probed,
+        generation,
+        sources_until,
+        version,
+        now,
+        deprecated,
+    )
+    return pairs
+
+
+def _plan_head(
+    destinations: Sequence[Endpoint],
+    options: Options,
+    now: float,
+    deprecated: frozenset[IPAddress],
+) -> tuple[PlanHead, list[Pair], float] | None:
+    """`plan_head` with the cached kernel choices: (head, the pairs looked up, until when the
+    kernel choices it read hold), or None (plan in full)."""
+    if synthesized_map(destinations):
+        return None  # NAT64 destinations rank as the IPv4 they stand for: planned in full
+    t = time.monotonic()
+    until = math.inf
+
+    def kernel_source(destination: Endpoint) -> IPAddress | None:
+        nonlocal until
+        expiry, source = kernel_source_entry(destination, t)
+        until = min(until, expiry)
+        return source
+
+    planned = plan_head(
+        destinations,
+        kernel_source,
+        deprecated=deprecated,
+        history=options.history,
+        now=now,
+        interleave=options.interleave,
+    )
+    return None if planned is None else (*planned, until)
+
+
+def _keep(
+    key: _PlanKey,
+    destinations: Sequence[Endpoint],
+    history: PairHistory | None,
+    pairs: list[Pair],
+    ranked: list[Pair],
+    generation: tuple[int, ...],
+    sources_until: float,
+    version: tuple[int, int] | None,
+    now: float,
+    deprecated: frozenset[IPAddress] | None = None,
+) -> None:
+    """Cache the plan ``pairs`` of ``destinations`` (``ranked``: every pair whose history
+    ranked it: what bounds how long it holds). An entry counts as its destinations or its
+    pairs, whichever are more (a head plan of a long list holds the list)."""
+    global _plan_cache_pairs, _plan_misses
+    history_until = math.inf
+    if history is None or version is None or len(ranked) < 2:
+        version = None  # nothing to order: history cannot change this plan
+    else:
+        history_until, successes = history.order_valid_until(ranked, now)
+        if successes < 2:  # RTT moves of a single successful pair reorder nothing
+            version = (version[0], -1)
+    size = max(len(pairs), len(destinations))
+    if size > PLAN_CACHE_PAIRS:
+        return
+    with _PLAN_LOCK:  # a long list is planned in a worker thread
+        if len(destinations) > LONG_LIST:  # kept when planned a second time: not fresh lists
+            middle = destinations[len(destinations) // 2]
+            if not seen_before((*key, middle), _SEEN_ONCE):
+                return
+        _plan_misses += 1
+        entry = _CachedPlan(
+            list(destinations),
+            generation,
+            sources_until,
+            version,
+            now,
+            history_until,
+            pairs,
+            size,
+            deprecated,
+            _plan_misses,
+        )
+        old = _PLAN_CACHE.pop(key, None)
+        if old is not None:
+            _plan_cache_pairs -= old.size
+
+        def full() -> bool:
+            return (
+                len(_PLAN_CACHE) >= _PLAN_CACHE_SIZE or _plan_cache_pairs + size > PLAN_CACHE_PAIRS
+            )
+
+        if size > PLAN_CACHE_PAIRS // 4:  # only what was not used lately makes room
+            stale = [
+                k for k, v in _PLAN_CACHE.items() if not v.hit or v.used < _plan_misses - _RECENT
+            ]
+            for k in stale:
+                if not full():
+                    break
+                _plan_cache_pairs -= _PLAN_CACHE.pop(k).size
+            if full():
+                return
+        while _PLAN_CACHE and full():  # the least recently used go first, not the whole cache
+            _plan_cache_pairs -= _PLAN_CACHE.pop(next(iter(_PLAN_CACHE))).size
+        _PLAN_CACHE[key] = entry
+        _plan_cache_pairs += size
+
+
+def _key(destinations: Sequence[Endpoint], options: Options, head: bool = False) -> _PlanKey:
     return (
         len(destinations),
         destinations[0],
         destinations[-1],
-        options.local_addresses,
+        "head" if head else options.local_addresses,  # (a head: modes "kernel" and "auto")
         options.interleave,
         options.sort,
         id(options.history),
@@ -299,8 +456,11 @@ def cached_plan(
     now: float,
     key: _PlanKey | None = None,
     generation: tuple[int, ...] | None = None,
+    *,
+    deprecated: frozenset[IPAddress] | None = None,
 ) -> list[Pair] | None:
-    """The plan `plan_race` would give, when it is in the cache (no I/O); else None."""
+    """The full plan `plan_race` would give, when it is in the cache (no I/O); else None.
+    (``deprecated``: the deprecated local addresses now, for a head plan's key.)"""
     if key is None:
         key = _key(destinations, options)
     cached = _PLAN_CACHE.get(key)
@@ -311,8 +471,11 @@ def cached_plan(
         and _history_unchanged(cached.history_version, options.history)
         and cached.planned_at <= now < cached.history_until
         and time.monotonic() < cached.sources_until
+        and cached.deprecated == deprecated
         and cached.destinations == destinations  # identical Endpoints compare at once
     ):
+        cached.used = _plan_misses
+        cached.hit = True
         if len(_PLAN_CACHE) > 1:
             with _PLAN_LOCK:  # most recently used last
                 if _PLAN_CACHE.get(key) is cached:
@@ -404,7 +567,8 @@ def no_usable_pair(
 
 
 def new_race(pairs: Sequence[Pair], options: Options, origin: float, more: bool = False) -> Race:
-    """The `Race` of ``pairs`` with ``options``, started at ``origin``."""
+    """The `Race` of ``pairs`` with ``options``, started at ``origin`` (a `PlanHead`: the
+    race asks for the rest, `Race.needs_tail`)."""
     return Race(
         pairs,
         now=origin,
@@ -415,4 +579,5 @@ def new_race(pairs: Sequence[Pair], options: Options, origin: float, more: bool 
         more_pairs_coming=more,
         on_event=options.on_event,
         backup_attempts=options.backup_attempts,
+        tail=pairs.more if isinstance(pairs, PlanHead) else None,
     )

@@ -16,11 +16,14 @@ against their pairs) and the exception propagates.
 
 from __future__ import annotations
 
+import _socket
 import errno
+import math
 import os
 import select
 import socket
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._core.addresses import Endpoint
@@ -31,9 +34,11 @@ from .._core.race import Race, delay_after
 from .._io.nat64 import through_nat64
 from .._io.sources import after_failed_race as invalidate  # kept when changes are notified
 from .planning import new_race, no_usable_pair, plan_race
-from .sockets import SocketFactory, open_attempt_socket
+from .sockets import SocketFactory, close_connecting, open_attempt_socket
 
 Address = tuple[Any, ...]
+#: a socket's family as the C level keeps it, an int (``socket.socket.family`` makes an enum)
+_raw_family = _socket.socket.family.__get__
 
 
 # poll(2) where it exists: no descriptor of its own, no limit on descriptor numbers (select's
@@ -67,8 +72,12 @@ class _Writable:
         return list({*writable, *failed})
 
 
+#: what connect_ex returns for a connect still under way
+_WAITING = frozenset({errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY, errno.EINTR})
+
+
 def _waiting(code: int) -> bool:
-    return code in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY, errno.EINTR)
+    return code in _WAITING
 
 
 class AttemptSockets:
@@ -97,7 +106,7 @@ class AttemptSockets:
             own is not None
             and not self.lent
             and pair.source is None
-            and pair.destination.family == self.own_family
+            and pair.destination._family == self.own_family
         ):
             self.lent = True
             own.setblocking(False)
@@ -105,12 +114,16 @@ class AttemptSockets:
         return open_attempt_socket(self.factory, pair)
 
     def family_of(self, sock: socket.socket) -> int:
-        return self.own_family if sock is self.own else sock.family
+        return self.own_family if sock is self.own else _raw_family(sock)
 
     def release(self, sock: socket.socket, connecting: bool = False) -> None:
-        """``sock``'s attempt ended without winning (``connecting``: abandoned in flight)."""
+        """``sock``'s attempt ended without winning (``connecting``: abandoned in flight, then
+        closed keeping the GIL, as the asyncio driver does)."""
         if sock is not self.own:
-            sock.close()
+            if connecting:
+                close_connecting(sock)
+            else:
+                sock.close()
         else:
             self.own_connecting = connecting
 
@@ -145,49 +158,97 @@ def _connect_error(code: int, address: Address) -> OSError:
     return OSError(code, f"{os.strerror(code)} connecting to {address}")
 
 
+_POLL = getattr(select, "poll", None)
+#: poll(2) bits after which SO_ERROR must tell what happened: with none of them set, POLLOUT on
+#: a connecting TCP socket means it is established (Linux's tcp_poll reports POLLERR whenever
+#: the socket has an error to report and POLLHUP once it is closed), so SO_ERROR would read 0
+_TROUBLE = select.POLLERR | select.POLLHUP | select.POLLNVAL if _POLL is not None else 0
+_POLLOUT = select.POLLOUT if _POLL is not None else 0
+
+
+def _first_wait(sock: socket.socket, pair: Pair, options: Options, origin: float) -> int:
+    """Wait for the single attempt's connect: 0 (connected), its errno, or -1 when it stayed
+    silent for the backup delay (the full race takes over).
+
+    One poll(2) on one descriptor, SO_ERROR read only when it reports trouble. The backup
+    delay needs the pair's history (`delay_after`) only if the connect outlasts the shortest
+    delay it can be, ``min(min_attempt_delay, attempt_delay)``: the first poll is that long,
+    and the history is consulted (as of ``origin``, as the general path does) only for the
+    rest of the wait."""
+    if _POLL is not None:
+        poller = _POLL()
+        poller.register(sock, _POLLOUT)
+        attempt_delay = options.attempt_delay
+        if not options.backup_attempts or attempt_delay == math.inf:  # (not backups_possible)
+            ready = poller.poll()
+        else:
+            started = time.monotonic()
+            floor = options.min_attempt_delay  # delay_after is never shorter than the smaller
+            if attempt_delay < floor:
+                floor = attempt_delay
+            ready = poller.poll(floor * 1e3)
+            if not ready:
+                backup_delay = delay_after(
+                    pair, origin, attempt_delay, options.min_attempt_delay, options.history
+                )
+                ready = poller.poll(max(0.0, backup_delay - (time.monotonic() - started)) * 1e3)
+        if not ready:
+            return -1  # silent for the backup delay: the full race takes over
+        if ready[0][1] & _TROUBLE:
+            return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        return 0
+    # (Windows: select)
+    wait: float | None = None
+    if options.backups_possible:
+        wait = delay_after(
+            pair, origin, options.attempt_delay, options.min_attempt_delay, options.history
+        )
+    waiter = _Writable()
+    waiter.add(sock.fileno())
+    if not waiter.wait(wait):
+        return -1
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+
+
 def _one_pair(
     pair: Pair, options: Options, sockets: AttemptSockets, origin: float
 ) -> socket.socket:
     """The race of one pair with no deadline and no observer, the everyday call: nothing to
-    stagger or time, so (as in the asyncio driver) a `Race` is built only if the attempt fails,
-    to file the failure in history and make the error; a success just records its RTT."""
+    stagger or time, so (as in the asyncio driver) a `Race` is built only if the attempt fails
+    or stays silent for the backup delay, to file the failure in history and make the error;
+    a success just records its RTT."""
     error: OSError
-    backup_delay = None
-    if options.backups_possible:
-        backup_delay = delay_after(
-            pair, origin, options.attempt_delay, options.min_attempt_delay, options.history
-        )
     try:
         sock = sockets.open(pair)
     except OSError as exc:
         error = exc
     else:
-        address = pair.destination.sockaddr(sockets.family_of(sock))
+        address = pair.destination.sockaddr(
+            sockets.own_family if sock is sockets.own else _raw_family(sock)
+        )
         try:
             code = sock.connect_ex(address)
-            if _waiting(code):
-                waiter = _Writable()
-                waiter.add(sock.fileno())
-                if not waiter.wait(backup_delay):
-                    code = -1  # silent for the backup delay: the full race takes over
-                else:
-                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code in _WAITING:
+                code = _first_wait(sock, pair, options, origin)
         except BaseException as exc:
             sockets.release(sock, connecting=not isinstance(exc, OSError))
             if not isinstance(exc, OSError):
                 raise
             error = exc
         else:
+            if code == 0:
+                history = options.history
+                if history is not None:
+                    now = time.monotonic()
+                    history.record_success(pair, now - origin, now)
+                return sock
             if code == -1:
                 state = new_race([pair], options, origin)
                 attempt = state.start_due(origin)
                 assert attempt is not None
+                waiter = _Writable()
+                waiter.add(sock.fileno())
                 return _run(state, sockets, waiter, {sock.fileno(): (attempt, sock)})[0]
-            if code == 0:
-                if options.history is not None:
-                    now = time.monotonic()
-                    options.history.record_success(pair, now - origin, now)
-                return sock
             sockets.release(sock)
             error = _connect_error(code, address)
     # raised outside the except blocks: no frame -> error -> traceback -> frame cycle
@@ -211,23 +272,28 @@ def race(
     on every exit.
     """
     clock = time.monotonic  # the event loop's clock too: history keeps one time scale
+    listed: Sequence[Endpoint] = destinations
     if sockets.own is None or sockets.own_family == socket.AF_INET6:
-        destinations = list(through_nat64(destinations))  # (an AF_INET socket cannot use it)
+        listed = through_nat64(destinations)  # (an AF_INET socket cannot use it)
     start = clock()
     stop = None
-    if options.timeout is not None and len(destinations) > 512:  # the deadline covers planning
+    if options.timeout is not None and len(listed) > 512:  # the deadline covers planning
         end = start + options.timeout
 
         def stop() -> bool:
             return clock() >= end
 
-    pairs = plan_race(destinations, options, start, stop=stop)
+    pairs = plan_race(listed, options, start, stop=stop, head=True)
     if not pairs:
-        raise no_usable_pair(destinations, options)
+        raise no_usable_pair(listed, options)
     if len(pairs) == 1 and options.timeout is None and options.on_event is None:
         return _one_pair(pairs[0], options, sockets, start), pairs[0]
     state = new_race(pairs, options, start)
-    return _run(state, sockets, _Writable(), {})
+
+    def tail() -> list[Pair]:  # the full plan, once the head of a long one is started
+        return plan_race(listed, options, start, stop=stop)
+
+    return _run(state, sockets, _Writable(), {}, tail)
 
 
 def _run(
@@ -235,8 +301,10 @@ def _run(
     sockets: AttemptSockets,
     waiter: _Writable,
     running: dict[int, tuple[Attempt, socket.socket]],
+    tail: Callable[[], list[Pair]] | None = None,
 ) -> tuple[socket.socket, Pair]:
-    """Drive ``state`` until it ends; ``running``: attempts in flight (in ``waiter`` already)."""
+    """Drive ``state`` until it ends; ``running``: attempts in flight (in ``waiter`` already);
+    ``tail``: the full plan, when ``state`` was given its head."""
     clock = time.monotonic
     winner: socket.socket | None = None
     try:
@@ -245,6 +313,9 @@ def _run(
             if state.deadline is not None and now >= state.deadline:
                 state.time_out(now)
                 break
+            if tail is not None and state.needs_tail(now):
+                state.set_tail(tail())
+                now = clock()
             while (attempt := state.start_due(now)) is not None:
                 sock = _start(attempt, sockets, state, now)
                 if sock is not None:

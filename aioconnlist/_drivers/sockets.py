@@ -21,6 +21,12 @@ _IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 _HAS_BIND_NO_PORT = hasattr(socket, "IP_BIND_ADDRESS_NO_PORT") or sys.platform == "linux"
 
 
+# Made non-blocking at once where the platform can (Linux, the BSDs): no ioctl after socket().
+_SOCK_NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0)
+_STREAM = socket.SOCK_STREAM | _SOCK_NONBLOCK
+_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+
+
 def close_connecting(sock: socket.socket) -> None:
     """Close ``sock``, a plain socket whose connect has not completed, keeping the GIL.
 
@@ -60,18 +66,24 @@ def _gil_holding_close() -> Callable[[int], int] | None:
 
 
 def default_socket_factory(pair: Pair) -> socket.socket:
-    return socket.socket(pair.destination.family, socket.SOCK_STREAM)
+    """A TCP socket of the destination's family (non-blocking already where it can be)."""
+    return socket.socket(pair.destination.family, _STREAM)
 
 
 def open_attempt_socket(factory: SocketFactory, pair: Pair) -> socket.socket:
     """A non-blocking socket for ``pair`` from ``factory``, bound to its explicit source."""
+    if factory is default_socket_factory and _SOCK_NONBLOCK and pair.source is None:
+        return socket.socket(pair.destination._family, _STREAM)  # (the everyday attempt)
     sock = factory(pair)
     try:
-        if sock.family not in (socket.AF_INET, socket.AF_INET6):  # a factory's wrong socket
-            raise OSError(errno.EAFNOSUPPORT, f"the attempt socket is of family {sock.family!r}")
-        sock.setblocking(False)
+        if factory is not default_socket_factory or not _SOCK_NONBLOCK:  # (ours: as wanted)
+            if sock.family not in _FAMILIES:  # a factory's wrong socket
+                raise OSError(
+                    errno.EAFNOSUPPORT, f"the attempt socket is of family {sock.family!r}"
+                )
+            sock.setblocking(False)
         if pair.source is not None:
-            if _HAS_BIND_NO_PORT and sock.family in (socket.AF_INET, socket.AF_INET6):
+            if _HAS_BIND_NO_PORT and sock.family in _FAMILIES:
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
             source = Endpoint(pair.source.ip, 0, 0, pair.source.scope_id)

@@ -557,6 +557,17 @@ def kernel_source(destination: Endpoint, now: float | None = None) -> IPAddress 
     return _kernel_cache.get(destination, now)
 
 
+def kernel_source_entry(destination: Endpoint, now: float) -> tuple[float, IPAddress | None]:
+    """(expiry, `kernel_source`): the cached answer and until when it holds (``now``:
+    ``time.monotonic()`` scale)."""
+    return _kernel_cache.get_entry(destination, now)
+
+
+def machine_addresses_entry(now: float) -> tuple[float, tuple[LocalAddress, ...]]:
+    """(expiry, `machine_addresses`)."""
+    return _local_cache.get_entry(now)
+
+
 def gather_sources(
     destinations: Sequence[Endpoint],
     local_addresses: Literal["auto"] | tuple[LocalAddress, ...] | None,
