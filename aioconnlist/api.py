@@ -26,11 +26,10 @@ from ._core.options import (
 )
 from ._core.pairs import Pair
 from ._drivers.asyncio import race
-from ._drivers.by_name import race_by_name
-from ._io.resolve import Resolver, SystemResolver, check_host, check_port
 
 if TYPE_CHECKING:
     from ._core.options import Unpack
+    from ._io.resolve import Resolver
 
 __all__ = ["connect_by_list", "connect_by_name", "create_connection", "open_connection"]
 
@@ -86,6 +85,8 @@ def _resolution_args(resolver: Resolver | None, resolution_delay: float) -> tupl
         raise InvalidArgument(f"resolution_delay must be a number of seconds: {resolution_delay!r}")
     if not 0 <= resolution_delay < math.inf:
         raise InvalidArgument(f"resolution_delay must be >= 0 and finite, got {resolution_delay}")
+    from ._io.resolve import SystemResolver
+
     chosen: Resolver = SystemResolver() if resolver is None else resolver
     if not callable(getattr(chosen, "resolve", None)):
         raise InvalidArgument(f"resolver {chosen!r} has no resolve(host, port, family) method")
@@ -108,6 +109,9 @@ async def _connect(
         raise InvalidArgument(
             f"with a port, the first argument is a host name or IP, not {type(target).__name__}"
         )
+    from ._drivers.by_name import race_by_name  # by name: imported when first needed
+    from ._io.resolve import check_host, check_port
+
     host, port = check_host(target), check_port(port)
     chosen, delay = _resolution_args(resolver, resolution_delay)
     return await race_by_name(host, port, opts, resolver=chosen, resolution_delay=delay)
@@ -134,6 +138,9 @@ async def connect_by_name(
     ``EAI_*``).
     """
     opts = options_from(options)
+    from ._drivers.by_name import race_by_name
+    from ._io.resolve import check_host, check_port
+
     host = check_host(host)
     port = check_port(port)
     chosen, delay = _resolution_args(resolver, resolution_delay)

@@ -555,7 +555,7 @@ def _restrict_to_family(
             kind = _family_name(family, v6only)
             raise InvalidArgument(f"no local address usable by an {kind} socket among {listed}")
         if len(sources) != len(local):
-            options = dataclasses.replace(options, local_addresses=sources)
+            options = options.replace(local_addresses=sources)
     return usable, options
 
 

@@ -40,7 +40,6 @@ httpcore or anyio installed the ImportError names ``pip install 'aioconnlist[htt
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import ipaddress
 import math
 import socket
@@ -142,7 +141,7 @@ def _options_for(
     changes: dict[str, Any] = {"timeout": _deadline(options.timeout, timeout)}
     if bind is not None:
         changes["local_addresses"] = make_options(local_addresses=[bind]).local_addresses
-    return dataclasses.replace(options, **changes), families
+    return options.replace(**changes), families
 
 
 def _check_literal_family(host: str, families: tuple[socket.AddressFamily, ...]) -> None:

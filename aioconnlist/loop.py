@@ -236,7 +236,7 @@ def _per_call(options: Options, happy_eyeballs_delay: Any, interleave: Any) -> O
     if interleave is not None:
         changes["interleave"] = interleave
     checked = make_options(**changes)  # validates them
-    return dataclasses.replace(options, **{k: getattr(checked, k) for k in changes})
+    return options.replace(**{k: getattr(checked, k) for k in changes})
 
 
 def _proto_socket(proto: int, pair: Pair) -> socket.socket:
@@ -270,9 +270,9 @@ async def _bind_local(
         raise OSError("getaddrinfo() returned empty list")
     if any(info[4][1] for info in infos):  # a fixed local port: bound in the factory
         plain = factory or _plain_socket
-        return dataclasses.replace(options, local_addresses=None), binding_factory(infos, plain)
+        return options.replace(local_addresses=None), binding_factory(infos, plain)
     sources = make_options(local_addresses=[(*info[4][:1], 0, *info[4][2:]) for info in infos])
-    return dataclasses.replace(options, local_addresses=sources.local_addresses), factory
+    return options.replace(local_addresses=sources.local_addresses), factory
 
 
 def _plain_socket(pair: Pair) -> socket.socket:

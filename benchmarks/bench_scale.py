@@ -21,6 +21,8 @@ spread min..max of the per-round ratios against the first contender):
   dual      a healthy dual-stack race (::1, 127.0.0.1)
 
   instructions  the dual-stack race under valgrind's callgrind: instructions per connect
+  coldinstr     callgrind instructions of the cold-start processes (``cold``'s programs; hash
+                seed 0: the same count every run)
 """
 
 from __future__ import annotations
@@ -482,6 +484,39 @@ def case_instructions(port: int, n: int = 200) -> None:
         print(f"  {which:<44} {per / 1e3:9.1f}k instr.  x{per / base:.3f}", flush=True)
 
 
+def callgrind_total(code: str) -> int:
+    """Instructions (callgrind's Ir) of a fresh interpreter running ``code`` (hash seed 0:
+    the same count every run)."""
+    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
+    out = subprocess.run(
+        [*command, "-c", code],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**CHILD_ENV, "PYTHONHASHSEED": "0"},
+    ).stderr
+    for line in out.splitlines():
+        if "Collected :" in line:
+            return int(line.split(":")[-1])
+    raise RuntimeError(out)
+
+
+def case_cold_instructions(port: int) -> None:
+    print("\n== cold start under callgrind: instructions of the whole process ==", flush=True)
+    counts = {name: callgrind_total(code.replace("PORT", str(port))) for name, code in COLD.items()}
+    base_of = {
+        "aioconnlist": "aiohappyeyeballs",
+        "asyncio open_connection": "aiohappyeyeballs",
+        "aioconnlist.blocking": "socket.create_connection",
+    }
+    for name, count in counts.items():
+        line = f"  {name:<44} {count / 1e6:9.1f}M instr."
+        if name in base_of:
+            line += f"  x{count / counts[base_of[name]]:.3f} vs {base_of[name]}"
+        print(line, flush=True)
+
+
 def dual_server() -> tuple[subprocess.Popen[str], int]:
     """A server on ``::`` (v6 and v4 on one port)."""
     return start_server("::")
@@ -507,6 +542,8 @@ async def main_async(args: argparse.Namespace, only: set[str]) -> None:
             await case_dual(dport, dport, args.rounds)
         if "instructions" in only:
             case_instructions(dport)
+        if "coldinstr" in only:
+            case_cold_instructions(port)
         if "idle" in only:
             await case_idle(port, max(3, args.rounds // 2))
     finally:
@@ -520,7 +557,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes")
     parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--only", default="cold,imports,first,list,refused,dual,instructions,idle")
+    parser.add_argument(
+        "--only", default="cold,imports,first,list,refused,dual,instructions,coldinstr,idle"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds = 3

@@ -172,6 +172,7 @@ if os.environ.get("AIOCONNLIST_SWAP"):
     from aioconnlist._drivers import planning
 
     planning._start()
+    planning.wait_followed(30.0)  # its socket opened, its first identity read
 """
 
 AIOHAPPYEYEBALLS_INI = """[pytest]

@@ -46,6 +46,7 @@ def network_followed() -> None:
     from aioconnlist._drivers import planning
 
     planning._start()
+    assert planning.wait_followed(60.0)  # the thread's first go at the network is over
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -494,24 +494,41 @@ def test_source_usable_matches_ipaddress_classification() -> None:
 
 
 def test_the_network_is_followed_from_the_first_plan_not_from_import() -> None:
-    """Importing starts no thread and opens no socket; the first plan computes the network's
-    identity in its own thread and starts the watcher (with change notifications on Linux,
-    which keep the sources cached past `CACHE_TTL` and across failed races)."""
+    """Importing starts no thread and opens no socket; the first plan starts the watcher, which
+    reads the network's identity, the kernel's TCP metrics and the machine's addresses in its
+    own thread (no netlink dump in the planning thread, in kernel mode nor in the default
+    "auto", which plans the kernel's choice alone until then) and applies them: the
+    history's partition is named, the sources are cached for the next plans, and with change
+    notifications (Linux) they are kept past `CACHE_TTL` and across failed races."""
     code = textwrap.dedent(
         """
         import os, sys, threading
         fds = lambda: len(os.listdir("/proc/self/fd"))
         before = (fds(), threading.active_count())
         import aioconnlist, aioconnlist.blocking
-        from aioconnlist._io import network, sources
+        from aioconnlist._io import netlink, network, sources
         imported = (fds(), threading.active_count())
         print(imported == before, network.current() is None, "psutil" in sys.modules,
               "asyncio" in sys.modules)
+        dumps = []
+        real_dump = netlink._dump
+        def dump(*args):
+            dumps.append(threading.get_ident())
+            return real_dump(*args)
+        netlink._dump = dump
         from aioconnlist._drivers.planning import plan_race
         from aioconnlist._core.addresses import parse_address
+        from aioconnlist._core.history import DEFAULT_HISTORY
         from aioconnlist._core.options import make_options
         plan_race([parse_address("127.0.0.1:9")], make_options(local_addresses=None), 0.0)
-        print(network.current() is not None, threading.active_count() == imported[1] + 1,
+        plan_race([parse_address("127.0.0.1:9")], make_options(), 0.0)  # "auto": not read yet
+        in_plan = [i for i in dumps if i == threading.main_thread().ident]
+        from aioconnlist._drivers import planning
+        print(planning.wait_followed(30.0), network.current() is not None,
+              DEFAULT_HISTORY.network is not None, in_plan == [], len(dumps) > 0,
+              sources._local_cache._cached is not None)
+        network._watcher.registered.wait(30.0)  # the watcher runs (and is counted) by then
+        print(threading.active_count() == imported[1] + 1,
               fds() == imported[0] + network.notifying(), network.notifying(),
               "psutil" in sys.modules)
         sources.after_failed_race()  # notified: the kernel choice stays
@@ -522,10 +539,11 @@ def test_the_network_is_followed_from_the_first_plan_not_from_import() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     ).stdout.split()
     assert out[:4] == ["True", "True", "False", "False"], out
-    assert out[4:7] == ["True", "True", "True"], out
-    assert out[8] == "False", "kernel mode must not load psutil"
-    if out[7] == "True":  # netlink notifications (Linux)
-        assert out[9] == "True"
+    assert out[4:10] == ["True"] * 6, out  # identity and addresses read by the watcher only
+    assert out[10:12] == ["True", "True"], out
+    assert out[13] == "False", "kernel mode must not load psutil"
+    if out[12] == "True":  # netlink notifications (Linux)
+        assert out[14] == "True"
 
 
 def test_without_notifications_a_failed_race_drops_the_caches() -> None:
@@ -619,3 +637,91 @@ def test_netlink_enumeration_is_psutils_with_aliases_down_links_and_flags() -> N
     first = result.stdout.split()
     assert first[0] == "True", result.stdout
     assert int(first[1]) >= 4, result.stdout  # lo's two, d0's, the alias: something to compare
+
+
+def test_auto_plans_take_alternates_once_the_watcher_read_the_addresses() -> None:
+    """Before the watcher's first go at the network an "auto" plan is the kernel-mode plan (no
+    enumeration); afterwards it is planned from the addresses the watcher read (the same view
+    `gather_sources` gives), still without a netlink dump in the planning thread."""
+    code = textwrap.dedent(
+        """
+        import ipaddress, threading
+        from aioconnlist._io import netlink, network, sources
+        from aioconnlist._drivers import planning
+        from aioconnlist._core.addresses import parse_address
+        from aioconnlist._core.options import make_options
+        from aioconnlist._core.planner import plan_pairs
+        dumps = []
+        real_dump = netlink._dump
+        def dump(*args):
+            dumps.append(threading.get_ident())
+            return real_dump(*args)
+        netlink._dump = dump
+        dests = [parse_address("127.0.0.1:9"), parse_address("[::1]:9")]
+        first = planning.plan_race(dests, make_options(), 0.0)
+        kernel = planning.plan_race(dests, make_options(local_addresses=None), 0.0)
+        print(first == kernel, planning._before_addresses())
+        print(planning.wait_followed(30.0), planning._before_addresses())
+        later = planning.plan_race(dests, make_options(), 0.0)
+        view = sources.gather_sources(dests, "auto")
+        print(view.mode == "auto", later == plan_pairs(dests, view, history=None, now=0.0),
+              threading.main_thread().ident not in dumps)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    assert out == ["True", "True", "True", "False", "True", "True", "True"], out
+
+
+def test_the_async_api_loads_only_what_a_first_connect_runs() -> None:
+    """The drivers' import (what ``aioconnlist.connect_by_list`` loads) creates no dataclass and
+    loads neither the history file's machinery (json, hashlib's OpenSSL bindings) nor the
+    network's (the identity, the watcher): the thread that follows the network after the first
+    plan imports those. The by-name path (resolvers) is loaded by its first call."""
+    code = textwrap.dedent(
+        """
+        import asyncio, sys
+        import aioconnlist
+        aioconnlist.connect_by_list
+        absent = ["dataclasses", "json", "hashlib", "difflib", "aioconnlist._io.history_file",
+                  "aioconnlist._io.network", "aioconnlist._io.resolve",
+                  "aioconnlist._drivers.by_name"]
+        print([m for m in absent if m in sys.modules])
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.strip()
+    assert out == "[]", out
+
+
+def test_on_an_event_loop_the_first_plan_leaves_the_thread_to_a_timer() -> None:
+    """A plan on an event loop starts no thread: the loop's timer starts the one that follows
+    the network `FOLLOW_DELAY` later, which then names the history's partition and reads the
+    machine's addresses (off the first connect altogether)."""
+    code = textwrap.dedent(
+        """
+        import asyncio, os
+        from aioconnlist._core.addresses import parse_address
+        from aioconnlist._core.history import DEFAULT_HISTORY
+        from aioconnlist._core.options import make_options
+        from aioconnlist._drivers import planning
+        from aioconnlist._io import sources
+        tasks = lambda: len(os.listdir("/proc/self/task"))
+        async def main():
+            loop = asyncio.get_running_loop()
+            before = tasks()
+            planning.plan_race([parse_address("127.0.0.1:9")], make_options(), loop.time())
+            print(tasks() == before, planning._started, planning._scheduled_on is loop)
+            followed = await loop.run_in_executor(None, planning._followed.wait, 30.0)
+            from aioconnlist._io import network
+            print(followed, network.current() is not None, DEFAULT_HISTORY.network is not None,
+                  sources.local_addresses_read())
+        asyncio.run(main())
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    assert out == ["True", "False", "True", "True", "True", "True", "True"], out

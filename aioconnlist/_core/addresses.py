@@ -13,46 +13,51 @@ import ipaddress
 import itertools
 import socket
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import is_
 from typing import Any
 
 from .errors import InvalidArgument
+from .records import FrozenRecord
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
+class Endpoint(FrozenRecord):
     """One IP address and port. IPv4-mapped IPv6 addresses are stored as IPv4."""
+
+    __slots__ = ("_family", "_hash", "_int128", "_sockaddr", "flowinfo", "ip", "port", "scope_id")
+    _fields = ("ip", "port", "flowinfo", "scope_id")
 
     ip: IPAddress
     port: int
-    flowinfo: int = 0
-    scope_id: int = 0
+    flowinfo: int
+    scope_id: int
     # ipaddress objects hash slowly (via hex()); endpoints are dict keys on every connect
-    _hash: int = field(init=False, repr=False, compare=False)
+    _hash: int
     # the address as one 128-bit integer, IPv4 in its ::ffff: mapped form (RFC 6724 §3.2)
-    _int128: int = field(init=False, repr=False, compare=False)
-    _family: socket.AddressFamily = field(init=False, repr=False, compare=False)
-    _sockaddr: tuple[Any, ...] | None = field(init=False, repr=False, compare=False)
+    _int128: int
+    _family: socket.AddressFamily
+    _sockaddr: tuple[Any, ...] | None
 
-    def __post_init__(self) -> None:
-        ip = self.ip
-        n = int(ip)
+    def __init__(self, ip: IPAddress, port: int, flowinfo: int = 0, scope_id: int = 0) -> None:
         setattr_ = object.__setattr__
+        setattr_(self, "ip", ip)
+        setattr_(self, "port", port)
+        setattr_(self, "flowinfo", flowinfo)
+        setattr_(self, "scope_id", scope_id)
+        n = int(ip)
         if ip.version == 4:
-            setattr_(self, "_hash", hash((n, 4, self.port, self.scope_id)))
+            setattr_(self, "_hash", hash((n, 4, port, scope_id)))
             setattr_(self, "_int128", n | 0xFFFF00000000)
             setattr_(self, "_family", socket.AF_INET)
         else:
-            setattr_(self, "_hash", hash((n, 6, self.port, self.scope_id)))
+            setattr_(self, "_hash", hash((n, 6, port, scope_id)))
             setattr_(self, "_int128", n)
             setattr_(self, "_family", socket.AF_INET6)
         setattr_(self, "_sockaddr", None)  # made on first use
 
-    def __hash__(self) -> int:
+    def __hash__(self) -> int:  # type: ignore[override]
         return self._hash
 
     @property

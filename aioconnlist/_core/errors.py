@@ -51,7 +51,7 @@ class ConnectError(OSError):
         # (OSError.__new__ gets no more than two arguments: from a third it would take a file
         # name, which str() then shows; __init__ sets the fields as OSError(code, message))
         if cls is ConnectError and args and isinstance(args[0], int):
-            return super().__new__(_BY_ERRNO.get(args[0], ConnectError), *args[:2])
+            return super().__new__(_class_of(args[0]), *args[:2])
         return super().__new__(cls, *args[:2])
 
     def __init__(self, code: int, message: str, attempts: Sequence[Attempt] = ()) -> None:
@@ -205,4 +205,11 @@ def _by_errno() -> dict[int, type[ConnectError]]:
     return mapping
 
 
-_BY_ERRNO = _by_errno()
+_BY_ERRNO: dict[int, type[ConnectError]] = {}
+
+
+def _class_of(code: int) -> type[ConnectError]:
+    """Our class for ``code`` (the table is made at the first error, not at import)."""
+    if not _BY_ERRNO:
+        _BY_ERRNO.update(_by_errno())
+    return _BY_ERRNO.get(code, ConnectError)

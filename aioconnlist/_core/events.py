@@ -2,26 +2,46 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from .pairs import Pair
+from .records import FrozenRecord, Record
 
 Outcome = Literal["running", "won", "failed", "cancelled", "timed out"]
 EventKind = Literal["started", "failed", "won", "cancelled"]
 
 
-@dataclass(slots=True)
-class Attempt:
+class Attempt(Record):
     """One connection attempt. Times are seconds since the race started."""
+
+    __slots__ = ("backup", "ended", "error", "index", "outcome", "pair", "started")
+    _fields = ("index", "pair", "started", "ended", "outcome", "error", "backup")
 
     index: int
     pair: Pair
     started: float
-    ended: float | None = None
-    outcome: Outcome = "running"
-    error: OSError | None = None
-    backup: bool = False  # a second attempt on a pair whose first one was silent
+    ended: float | None
+    outcome: Outcome
+    error: OSError | None
+    backup: bool  # a second attempt on a pair whose first one was silent
+
+    def __init__(
+        self,
+        index: int,
+        pair: Pair,
+        started: float,
+        ended: float | None = None,
+        outcome: Outcome = "running",
+        error: OSError | None = None,
+        backup: bool = False,
+    ) -> None:
+        self.index = index
+        self.pair = pair
+        self.started = started
+        self.ended = ended
+        self.outcome = outcome
+        self.error = error
+        self.backup = backup
 
     @property
     def duration(self) -> float | None:
@@ -29,8 +49,7 @@ class Attempt:
         return None if self.ended is None else self.ended - self.started
 
 
-@dataclass(frozen=True, slots=True)
-class RaceEvent:
+class RaceEvent(FrozenRecord):
     """What ``on_event`` receives. ``time`` is seconds since the race started.
 
     ``kind`` is "started", "failed", "won" or "cancelled" ("cancelled" also when the deadline
@@ -38,6 +57,9 @@ class RaceEvent:
     ``backup`` is true for a backup attempt: a second attempt, on a fresh socket, of a pair
     whose first attempt stayed silent (a lost SYN).
     """
+
+    __slots__ = ("backup", "ended", "error", "index", "kind", "outcome", "pair", "started", "time")
+    _fields = ("kind", "index", "pair", "time", "started", "ended", "outcome", "error", "backup")
 
     kind: EventKind
     index: int
@@ -47,7 +69,30 @@ class RaceEvent:
     ended: float | None
     outcome: Outcome
     error: OSError | None
-    backup: bool = False
+    backup: bool
+
+    def __init__(
+        self,
+        kind: EventKind,
+        index: int,
+        pair: Pair,
+        time: float,
+        started: float,
+        ended: float | None,
+        outcome: Outcome,
+        error: OSError | None,
+        backup: bool = False,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "kind", kind)
+        setattr_(self, "index", index)
+        setattr_(self, "pair", pair)
+        setattr_(self, "time", time)
+        setattr_(self, "started", started)
+        setattr_(self, "ended", ended)
+        setattr_(self, "outcome", outcome)
+        setattr_(self, "error", error)
+        setattr_(self, "backup", backup)
 
     @classmethod
     def of(cls, kind: EventKind, attempt: Attempt, time: float) -> RaceEvent:

@@ -44,7 +44,6 @@ evidence included). The file, its lock and the key live in the I/O layer.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import itertools
 import math
@@ -53,12 +52,17 @@ import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args
+
+try:  # the C module itself: hashlib would load OpenSSL's bindings too (~1.5 ms at import)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - an interpreter without it
+    from hashlib import blake2b
 
 from .addresses import IPAddress
 from .errors import InvalidArgument
 from .pairs import Pair
+from .records import FrozenRecord, Record
 from .rfc6724 import as_int128
 
 FailureKind = Literal["refused", "unreachable", "timeout", "soft", "error"]
@@ -108,33 +112,95 @@ def _pair_key(pair: Pair) -> _PairKey:
     return key
 
 
-@dataclass(slots=True)
-class _PairRecord:
+class _PairRecord(Record):
+    __slots__ = (
+        "failure_kind",
+        "failures",
+        "key",
+        "last_failure",
+        "last_success",
+        "rttvar",
+        "samples",
+        "srtt",
+    )
+    _fields = (
+        "key",
+        "srtt",
+        "rttvar",
+        "samples",
+        "last_success",
+        "last_failure",
+        "failure_kind",
+        "failures",
+    )
+
     key: tuple[str, str, int]  # Pair.key, for display
-    srtt: float | None = None
-    rttvar: float = 0.0
-    samples: int = 0
-    last_success: float | None = None
-    last_failure: float | None = None
-    failure_kind: FailureKind | None = None
-    failures: int = 0  # since the last success (or since the last failure expired)
+    srtt: float | None
+    rttvar: float
+    samples: int
+    last_success: float | None
+    last_failure: float | None
+    failure_kind: FailureKind | None
+    failures: int  # since the last success (or since the last failure expired)
+
+    def __init__(
+        self,
+        key: tuple[str, str, int],
+        srtt: float | None = None,
+        rttvar: float = 0.0,
+        samples: int = 0,
+        last_success: float | None = None,
+        last_failure: float | None = None,
+        failure_kind: FailureKind | None = None,
+        failures: int = 0,
+    ) -> None:
+        self.key = key
+        self.srtt = srtt
+        self.rttvar = rttvar
+        self.samples = samples
+        self.last_success = last_success
+        self.last_failure = last_failure
+        self.failure_kind = failure_kind
+        self.failures = failures
 
 
-@dataclass(slots=True)
-class _PathRecord:
+class _PathRecord(Record):
+    __slots__ = ("black_holes", "last_success")
+    _fields = ("black_holes", "last_success")
+
     # keyed hash of the destination -> time of its last black hole
-    black_holes: OrderedDict[int, float] = field(default_factory=OrderedDict)
-    last_success: float | None = None
+    black_holes: OrderedDict[int, float]
+    last_success: float | None
+
+    def __init__(
+        self, black_holes: OrderedDict[int, float] | None = None, last_success: float | None = None
+    ) -> None:
+        self.black_holes = OrderedDict() if black_holes is None else black_holes
+        self.last_success = last_success
 
 
-@dataclass(slots=True)
-class _Partition:
+class _Partition(Record):
     """The evidence of one network while another is current."""
+
+    __slots__ = ("dormant", "family_success", "pairs", "paths")
+    _fields = ("pairs", "dormant", "paths", "family_success")
 
     pairs: OrderedDict[_PairKey, _PairRecord]
     dormant: dict[int, _PairRecord]
     paths: OrderedDict[_PathKey, _PathRecord]
     family_success: dict[int, float]
+
+    def __init__(
+        self,
+        pairs: OrderedDict[_PairKey, _PairRecord],
+        dormant: dict[int, _PairRecord],
+        paths: OrderedDict[_PathKey, _PathRecord],
+        family_success: dict[int, float],
+    ) -> None:
+        self.pairs = pairs
+        self.dormant = dormant
+        self.paths = paths
+        self.family_success = family_success
 
 
 def _merge_record(into: _PairRecord, other: _PairRecord) -> None:
@@ -156,9 +222,33 @@ def _display_key(key: _PairKey) -> tuple[str, str, int]:
     return ("" if source is None else str(source), str(_int128_to_ip(key[1])), key[2])
 
 
-@dataclass(frozen=True, slots=True)
-class PairStats:
+class PairStats(FrozenRecord):
     """A read-only view of one pair's record at time ``now`` (expired fields are None/0)."""
+
+    __slots__ = (
+        "failure_kind",
+        "failures",
+        "key",
+        "last_failure",
+        "last_success",
+        "rank",
+        "rto",
+        "rttvar",
+        "samples",
+        "srtt",
+    )
+    _fields = (
+        "key",
+        "rank",
+        "srtt",
+        "rttvar",
+        "rto",
+        "samples",
+        "last_success",
+        "last_failure",
+        "failure_kind",
+        "failures",
+    )
 
     key: tuple[str, str, int]
     rank: int
@@ -170,6 +260,30 @@ class PairStats:
     last_failure: float | None
     failure_kind: FailureKind | None
     failures: int
+
+    def __init__(
+        self,
+        key: tuple[str, str, int],
+        rank: int,
+        srtt: float | None,
+        rttvar: float | None,
+        rto: float | None,
+        samples: int,
+        last_success: float | None,
+        last_failure: float | None,
+        failure_kind: FailureKind | None,
+        failures: int,
+    ) -> None:
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "rank", rank)
+        object.__setattr__(self, "srtt", srtt)
+        object.__setattr__(self, "rttvar", rttvar)
+        object.__setattr__(self, "rto", rto)
+        object.__setattr__(self, "samples", samples)
+        object.__setattr__(self, "last_success", last_success)
+        object.__setattr__(self, "last_failure", last_failure)
+        object.__setattr__(self, "failure_kind", failure_kind)
+        object.__setattr__(self, "failures", failures)
 
 
 class PairHistory:
@@ -231,7 +345,7 @@ class PairHistory:
     # -- recording ---------------------------------------------------------------------------
 
     def _token(self, data: bytes) -> int:
-        digest = hashlib.blake2b(data, key=self.hash_key, digest_size=8).digest()
+        digest = blake2b(data, key=self.hash_key, digest_size=8).digest()
         return int.from_bytes(digest, "big")
 
     def _pair_token(self, key: _PairKey) -> int:

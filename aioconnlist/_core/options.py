@@ -7,18 +7,17 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar
 
 from .addresses import parse_ip
 from .errors import InvalidArgument
 from .history import DEFAULT_HISTORY, PairHistory
 from .pairs import LocalAddress
+from .records import FrozenRecord, replaced
 
 if TYPE_CHECKING:
     from .events import RaceEvent
@@ -79,18 +78,69 @@ class RaceOptions(ConnectOptions, total=False):
 OPTION_NAMES: frozenset[str] = RaceOptions.__optional_keys__
 
 
-@dataclass(frozen=True, slots=True)
-class Options:
-    local_addresses: Literal["auto"] | tuple[LocalAddress, ...] | None = "auto"
-    timeout: float | None = None
-    attempt_delay: float = ATTEMPT_DELAY
-    min_attempt_delay: float = RECOMMENDED_MIN_ATTEMPT_DELAY
-    interleave: int = FIRST_ADDRESS_FAMILY_COUNT
-    sort: bool = True
-    history: PairHistory | None = None
-    on_event: EventCallback | None = None
+class Options(FrozenRecord):
+    """Validated race options (made by `make_options`); `replace` makes a changed copy."""
+
+    __slots__ = (
+        "attempt_delay",
+        "backup_attempts",
+        "history",
+        "interleave",
+        "local_addresses",
+        "min_attempt_delay",
+        "on_event",
+        "sort",
+        "timeout",
+    )
+    _fields = (
+        "local_addresses",
+        "timeout",
+        "attempt_delay",
+        "min_attempt_delay",
+        "interleave",
+        "sort",
+        "history",
+        "on_event",
+        "backup_attempts",
+    )
+
+    local_addresses: Literal["auto"] | tuple[LocalAddress, ...] | None
+    timeout: float | None
+    attempt_delay: float
+    min_attempt_delay: float
+    interleave: int
+    sort: bool
+    history: PairHistory | None
+    on_event: EventCallback | None
     #: a second attempt on a fresh socket for a pair whose first attempt stays silent
-    backup_attempts: bool = True
+    backup_attempts: bool
+
+    def __init__(
+        self,
+        local_addresses: Literal["auto"] | tuple[LocalAddress, ...] | None = "auto",
+        timeout: float | None = None,
+        attempt_delay: float = ATTEMPT_DELAY,
+        min_attempt_delay: float = RECOMMENDED_MIN_ATTEMPT_DELAY,
+        interleave: int = FIRST_ADDRESS_FAMILY_COUNT,
+        sort: bool = True,
+        history: PairHistory | None = None,
+        on_event: EventCallback | None = None,
+        backup_attempts: bool = True,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "local_addresses", local_addresses)
+        setattr_(self, "timeout", timeout)
+        setattr_(self, "attempt_delay", attempt_delay)
+        setattr_(self, "min_attempt_delay", min_attempt_delay)
+        setattr_(self, "interleave", interleave)
+        setattr_(self, "sort", sort)
+        setattr_(self, "history", history)
+        setattr_(self, "on_event", on_event)
+        setattr_(self, "backup_attempts", backup_attempts)
+
+    def replace(self, **changes: Any) -> Options:
+        """A copy with ``changes`` (as `dataclasses.replace`), not validated again."""
+        return replaced(self, changes)
 
     @property
     def backups_possible(self) -> bool:
@@ -227,6 +277,8 @@ def _hint(name: str, known: Iterable[str]) -> str:
     ours = OTHER_LIBRARY_NAMES.get(name)
     if ours is not None:
         return f"another library's name; here it is {ours}="
+    import difflib  # only for a misspelt option
+
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
     return f"did you mean {close[0]}=?" if close else ""
 
@@ -301,8 +353,8 @@ _SHOWN = {
 }
 
 
-def _annotation(options_type: type, name: str) -> object:
-    annotation = inspect.get_annotations(options_type).get(name, inspect.Parameter.empty)
+def _annotation(annotations: Mapping[str, object], name: str) -> object:
+    annotation = annotations.get(name, inspect.Parameter.empty)
     text = getattr(annotation, "__forward_arg__", annotation)  # a string, as written
     return _SHOWN.get(text, text) if isinstance(text, str) else text
 
@@ -317,12 +369,13 @@ def option_parameters(
     names = [n for n in OPTION_DEFAULTS if n in keys]  # make_options' order: the table's
     names += sorted(keys - set(names))  # (a TypedDict beyond the race options)
     chosen = {**OPTION_DEFAULTS, **(defaults or {})}
+    annotations = inspect.get_annotations(options_type)
     return [
         inspect.Parameter(
             name,
             inspect.Parameter.KEYWORD_ONLY,
             default=chosen.get(name, inspect.Parameter.empty),
-            annotation=_annotation(options_type, name),
+            annotation=_annotation(annotations, name),
         )
         for name in names
     ]

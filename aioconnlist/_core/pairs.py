@@ -3,27 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from .addresses import Endpoint, IPAddress
+from .records import FrozenRecord, replaced
 
 
-@dataclass(frozen=True, slots=True)
-class LocalAddress:
+class LocalAddress(FrozenRecord):
     """An address of this machine that a socket may bind to before connecting."""
 
+    __slots__ = ("deprecated", "interface", "ip", "scope_id")
+    _fields = ("ip", "scope_id", "interface", "deprecated")
+
     ip: IPAddress
-    scope_id: int = 0  # interface index, needed for IPv6 link-local sources
-    interface: str = ""
-    deprecated: bool = False  # IPv6 preferred lifetime over: use last
+    scope_id: int  # interface index, needed for IPv6 link-local sources
+    interface: str
+    deprecated: bool  # IPv6 preferred lifetime over: use last
+
+    def __init__(
+        self, ip: IPAddress, scope_id: int = 0, interface: str = "", deprecated: bool = False
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "ip", ip)
+        setattr_(self, "scope_id", scope_id)
+        setattr_(self, "interface", interface)
+        setattr_(self, "deprecated", deprecated)
 
     def __str__(self) -> str:
         return str(self.ip) if self.interface == "" else f"{self.ip}%{self.interface}"
 
 
-@dataclass(frozen=True, slots=True)
-class Pair:
+class Pair(FrozenRecord):
     """One way to connect: a destination and the source to bind (``None``: the kernel's choice).
 
     ``kernel_source`` is the source the kernel would pick for ``destination`` (learned without
@@ -31,13 +41,26 @@ class Pair:
     path in history when ``source`` is ``None``.
     """
 
+    __slots__ = ("_history_key", "destination", "kernel_source", "source")
+    _fields = ("source", "destination", "kernel_source")
+
     source: LocalAddress | None
     destination: Endpoint
-    kernel_source: IPAddress | None = None
+    kernel_source: IPAddress | None
     # PairHistory's key for this pair, made on first use (see `aioconnlist._core.history`)
-    _history_key: tuple[int, int, int] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
+    _history_key: tuple[int, int, int] | None
+
+    def __init__(
+        self,
+        source: LocalAddress | None,
+        destination: Endpoint,
+        kernel_source: IPAddress | None = None,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "source", source)
+        setattr_(self, "destination", destination)
+        setattr_(self, "kernel_source", kernel_source)
+        setattr_(self, "_history_key", None)
 
     @property
     def effective_source(self) -> IPAddress | None:
@@ -69,8 +92,7 @@ ROUTE_OTHER = 1
 ROUTE_NEVER = 2
 
 
-@dataclass(frozen=True, slots=True)
-class SourceView:
+class SourceView(FrozenRecord):
     """What the planner knows of local sources; made by `aioconnlist._io.sources` (the I/O side).
 
     - ``mode="kernel"``: one pair per destination, the kernel's choice (``local_addresses=None``).
@@ -83,12 +105,34 @@ class SourceView:
     maps NAT64-synthesized destinations to the IPv4 addresses they stand for.
     """
 
+    __slots__ = ("kernel_choice", "local", "mode", "nat64", "routes")
+    _fields = ("mode", "local", "kernel_choice", "routes", "nat64")
+
     mode: SourceMode
-    local: tuple[LocalAddress, ...] = ()
-    kernel_choice: Mapping[IPAddress, IPAddress | None] = field(default_factory=dict)
-    routes: Mapping[tuple[IPAddress, IPAddress], int] = field(default_factory=dict)
+    local: tuple[LocalAddress, ...]
+    kernel_choice: Mapping[IPAddress, IPAddress | None]
+    routes: Mapping[tuple[IPAddress, IPAddress], int]
     #: synthesized (NAT64) IPv6 destination -> the IPv4 address it stands for (ranked as that)
-    nat64: Mapping[IPAddress, IPAddress] = field(default_factory=dict)
+    nat64: Mapping[IPAddress, IPAddress]
+
+    def __init__(
+        self,
+        mode: SourceMode,
+        local: tuple[LocalAddress, ...] = (),
+        kernel_choice: Mapping[IPAddress, IPAddress | None] | None = None,
+        routes: Mapping[tuple[IPAddress, IPAddress], int] | None = None,
+        nat64: Mapping[IPAddress, IPAddress] | None = None,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "mode", mode)
+        setattr_(self, "local", local)
+        setattr_(self, "kernel_choice", {} if kernel_choice is None else kernel_choice)
+        setattr_(self, "routes", {} if routes is None else routes)
+        setattr_(self, "nat64", {} if nat64 is None else nat64)
+
+    def replace(self, **changes: Any) -> SourceView:
+        """A copy with ``changes`` (as `dataclasses.replace`)."""
+        return replaced(self, changes)
 
 
 # --- suitability of a (source, destination) pair (never attempted when unsuitable) ---------------

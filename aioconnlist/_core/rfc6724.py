@@ -21,8 +21,9 @@ Decisions where the RFC leaves room:
 from __future__ import annotations
 
 import ipaddress
+import socket
 from functools import lru_cache
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .addresses import IPAddress
 
@@ -35,38 +36,62 @@ SCOPE_GLOBAL = 14
 RULE9_MAX_PREFIX = 64
 
 
-class PolicyEntry(NamedTuple):
-    prefix: ipaddress.IPv6Network
-    precedence: int
-    label: int
-
-
-#: RFC 6724 §2.1 default policy table, in the RFC's order
-POLICY_TABLE: tuple[PolicyEntry, ...] = tuple(
-    PolicyEntry(ipaddress.IPv6Network(prefix), precedence, label)
-    for prefix, precedence, label in (
-        ("::1/128", 50, 0),
-        ("::/0", 40, 1),
-        ("::ffff:0:0/96", 35, 4),
-        ("2002::/16", 30, 2),
-        ("2001::/32", 5, 5),
-        ("fc00::/7", 3, 13),
-        ("::/96", 1, 3),
-        ("fec0::/10", 1, 11),
-        ("3ffe::/16", 1, 12),
-    )
+#: RFC 6724 §2.1 default policy table, in the RFC's order: (prefix, precedence, label)
+_POLICY: tuple[tuple[str, int, int], ...] = (
+    ("::1/128", 50, 0),
+    ("::/0", 40, 1),
+    ("::ffff:0:0/96", 35, 4),
+    ("2002::/16", 30, 2),
+    ("2001::/32", 5, 5),
+    ("fc00::/7", 3, 13),
+    ("::/96", 1, 3),
+    ("fec0::/10", 1, 11),
+    ("3ffe::/16", 1, 12),
 )
+
+
+def _network_int(prefix: str) -> tuple[int, int]:
+    """(prefix length, network as int) of ``prefix`` (cheaper than an `IPv6Network` at import)."""
+    address, _, length = prefix.partition("/")
+    return int(length), int.from_bytes(socket.inet_pton(socket.AF_INET6, address), "big")
+
 
 # (prefix length, network as int, precedence, label), longest prefix first
 _TABLE_BY_LENGTH: tuple[tuple[int, int, int, int], ...] = tuple(
     sorted(
-        (
-            (e.prefix.prefixlen, int(e.prefix.network_address), e.precedence, e.label)
-            for e in POLICY_TABLE
-        ),
+        ((*_network_int(prefix), precedence, label) for prefix, precedence, label in _POLICY),
         key=lambda row: -row[0],
     )
 )
+
+
+if TYPE_CHECKING:
+
+    class PolicyEntry(NamedTuple):
+        prefix: ipaddress.IPv6Network
+        precedence: int
+        label: int
+
+    #: RFC 6724 §2.1 default policy table, in the RFC's order
+    POLICY_TABLE: tuple[PolicyEntry, ...]
+
+
+def __getattr__(name: str) -> object:
+    """``PolicyEntry`` and ``POLICY_TABLE`` (with `IPv6Network` prefixes), made when first
+    asked for: the ranking itself reads ``_TABLE_BY_LENGTH``."""
+    if name not in ("PolicyEntry", "POLICY_TABLE"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    class PolicyEntry(NamedTuple):
+        prefix: ipaddress.IPv6Network
+        precedence: int
+        label: int
+
+    PolicyEntry.__qualname__ = "PolicyEntry"
+    table = tuple(PolicyEntry(ipaddress.IPv6Network(p), prec, lab) for p, prec, lab in _POLICY)
+    globals().update(PolicyEntry=PolicyEntry, POLICY_TABLE=table)
+    return globals()[name]
+
 
 V4_MAPPED = 0xFFFF << 32
 

@@ -6,7 +6,6 @@ that starts from a host name (``connect_by_name``, and the HTTP and event-loop i
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import socket
 from collections.abc import Sequence
 
@@ -63,7 +62,7 @@ async def race_by_name(
             raise ConnectTimeout(f"timed out resolving {host!r} after {options.timeout} s")
         return await race(
             first,
-            dataclasses.replace(options, timeout=remaining),
+            options.replace(timeout=remaining),
             more_destinations=lookups.late() if lookups.pending else None,
             socket_factory=socket_factory,
         )

@@ -3,14 +3,18 @@ the `Race` that runs it."""
 
 from __future__ import annotations
 
-import dataclasses
+import _thread
 import errno
+import logging
 import math
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from .._core import history as _history
 from .._core.addresses import LONG_LIST, Endpoint, IPAddress, seen_before
 from .._core.errors import (
     RESOURCE_ERRNOS,
@@ -32,7 +36,8 @@ from .._core.pairs import (
 )
 from .._core.planner import PlanHead, plan_head, plan_pairs
 from .._core.race import Race
-from .._io import history_file, network, sources
+from .._core.records import positional_record
+from .._io import sources
 from .._io.nat64 import synthesized_map
 from .._io.sources import (
     gather_sources_until,
@@ -43,26 +48,145 @@ from .._io.sources import (
     sources_generation,
 )
 
-history_file.install()  # PairHistory.open, AIOCONNLIST_HISTORY
-_start_lock = threading.Lock()
+if TYPE_CHECKING:
+    from .._io.network import NetworkIdentity
+
+#: seconds after the first plan before the network is read (off that plan's connect, and out
+#: of a short-lived process altogether; a waiter, `wait_followed`, does not wait for it)
+FOLLOW_DELAY = 0.02
+
+
+def _open_history(history: PairHistory, path: str) -> None:
+    from .._io import history_file  # the file machinery (json...) when a file is asked for
+
+    history_file.install()
+    history_file.attach(history, path)
+
+
+if os.environ.get("AIOCONNLIST_HISTORY"):
+    from .._io import history_file
+
+    history_file.install()  # DEFAULT_HISTORY file-backed now, as the variable asks
+else:
+    _history._OPENER = _open_history  # PairHistory.open
+_start_lock = threading.RLock()
 _started = False
+_wake = threading.Event()  # a waiter wants the network followed now
+_followed = threading.Event()  # the first go at the network is over
 
 
 def _start() -> None:
     """On the first plan: follow the network (history partitions per network; sources re-read
-    when the kernel reports an address, link or route change). The network's identity is
-    computed here, in the planning thread, so the first plan's ranking does not depend on a
-    thread's timing; the watcher thread (and its netlink socket) starts then, not at import."""
+    when the kernel reports an address, link or route change). A thread does the work (the
+    network's identity, the kernel's TCP metrics, the machine's addresses, the watcher thread),
+    started `FOLLOW_DELAY` seconds after the first plan, by a timer of the event loop that
+    plan runs on (else at once, and it waits that long itself): the first connect pays neither
+    for it nor for its start, no netlink dump and none of that machinery's imports run on the
+    loop, and a process that ends sooner never starts it. Until the identity arrives the
+    history gathers its evidence unnamed (the first identity names it); the sources are cached
+    ``CACHE_TTL`` seconds, as where no change is notified."""
+    global _scheduled_on
+    with _start_lock:
+        if _started:
+            return
+        loop = _running_loop()
+        if loop is None:
+            _start_thread(FOLLOW_DELAY)
+        elif _scheduled_on is not loop or loop.is_closed():  # pending on no loop that runs
+            _scheduled_on = loop
+            loop.call_later(FOLLOW_DELAY, _start_thread, 0.0)
+
+
+_scheduled_on: Any = None  # the loop whose timer will start the thread
+
+
+def _running_loop() -> Any:
+    """The asyncio loop running in this thread, if any (asyncio is not imported for it)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _start_thread(delay: float) -> None:
     global _started
     with _start_lock:
-        if not _started:
-            sources.set_change_notifications(network.notifying)
-            network.watch(lambda _identity: invalidate())
-            history_file.follow_network()
-            _started = True
+        if _started:
+            return
+        _started = True
+    # a bare thread: threading.Thread.start() would wait for it to run
+    _thread.start_new_thread(_follow, (delay,))
 
 
-@dataclass(slots=True)
+def _follow(delay: float) -> None:
+    try:
+        if delay:
+            _wake.wait(delay)
+        from .._io import history_file, network
+
+        sources.set_change_notifications(network.notifying)
+        network.watch(_on_network, wait=True)  # the identity read here, then the watcher starts
+        history_file.install()
+        history_file.follow_network(wait=True)  # the histories on it, with the kernel's RTTs
+        sources.refresh_local_addresses()
+    except Exception:  # never an unhandled error in a thread of ours
+        logging.getLogger("aioconnlist.network").exception("following the network failed")
+    finally:
+        _followed.set()
+
+
+def wait_followed(timeout: float | None) -> bool:
+    """Block until the first go at the network after `_start` is over (False: `_start` was not
+    called, or ``timeout`` passed first); the thread is started now if pending, and asked not
+    to wait its delay."""
+    if not _started and _scheduled_on is None:
+        return False
+    _wake.set()
+    _start_thread(0.0)
+    if not _followed.wait(timeout):
+        return False
+    from .._io import network
+
+    network.wait_ready(timeout)  # the watcher thread running, counted by threading
+    return True
+
+
+def _before_addresses() -> bool:
+    """True until the first go at the network (which reads the machine's addresses into the
+    cache) is over, unless they were read otherwise: the plans of a process's first races take
+    the kernel's choice of source alone, with no interface enumeration (two netlink dumps) on
+    their path; alternate sources join the plans from then on."""
+    return not _followed.is_set() and not sources.local_addresses_read()
+
+
+_seen_network = False
+
+
+def _on_network(_identity: NetworkIdentity) -> None:
+    """Every identity after the first is a change: the cached sources go, and are read again
+    here, in the watcher's thread."""
+    global _seen_network
+    if _seen_network:
+        invalidate()
+        sources.refresh_local_addresses()
+    _seen_network = True
+
+
+def _after_fork_in_child() -> None:
+    global _started, _wake, _followed, _scheduled_on
+    if not _followed.is_set():  # the thread did not come along: start again at the next plan
+        _started, _scheduled_on = False, None
+        _wake, _followed = threading.Event(), threading.Event()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@positional_record
 class _CachedPlan:
     destinations: list[Endpoint]
     sources_generation: tuple[int, ...]
@@ -128,6 +252,8 @@ def plan_race(
     global _plan_cache_pairs
     if not _started:
         _start()
+    if options.local_addresses == "auto" and _before_addresses():
+        options = options.replace(local_addresses=None)  # the kernel's choice alone, for now
     history = options.history
     if head:
         first = head_of_plan(destinations, options, now)
@@ -151,7 +277,7 @@ def plan_race(
         )
     synthesized = synthesized_map(destinations)
     if synthesized:
-        view = dataclasses.replace(view, nat64=synthesized)
+        view = view.replace(nat64=synthesized)
     pairs = plan_pairs(
         destinations,
         view,
@@ -380,7 +506,7 @@ def _gather(
         routes.update(view.routes)
         until = min(until, chunk_until)
     assert view is not None
-    return dataclasses.replace(view, kernel_choice=kernel_choice, routes=routes), until
+    return view.replace(kernel_choice=kernel_choice, routes=routes), until
 
 
 def as_connect_error(exc: OSError, what: str = "") -> ConnectError:

@@ -24,9 +24,11 @@ is not read. Any problem (missing, empty, truncated, garbage, a foreign format o
 file from another key, unreadable, a read-only directory) is logged once as a warning per
 history and never raised: the history then works in memory and is rebuilt at the next write.
 
-Imported with the drivers: registers `PairHistory.open`, makes `DEFAULT_HISTORY` file-backed
-when ``AIOCONNLIST_HISTORY`` names a file, and keeps `DEFAULT_HISTORY` and every opened history
-on the current network's partition, with the kernel's TCP metrics as positive evidence.
+Imported when first needed (a history file opened or named by ``AIOCONNLIST_HISTORY``, the
+package's ``DEFAULT_HISTORY``, or the drivers' thread that follows the network after the first
+plan): registers `PairHistory.open`, makes `DEFAULT_HISTORY` file-backed when
+``AIOCONNLIST_HISTORY`` names a file, and keeps `DEFAULT_HISTORY` and every opened history on
+the current network's partition, with the kernel's TCP metrics as positive evidence.
 """
 
 from __future__ import annotations
@@ -34,8 +36,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
-import hashlib
-import json
 import logging
 import os
 import socket
@@ -43,11 +43,20 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from .._core import history as _history
 from .._core.addresses import IPAddress
 from .._core.history import DEFAULT_HISTORY, PairHistory
 from . import netlink, network
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+try:  # the C module itself: hashlib would load OpenSSL's bindings too
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - an interpreter without it
+    from hashlib import blake2b
 
 try:
     import fcntl
@@ -66,13 +75,20 @@ ENV = "AIOCONNLIST_HISTORY"
 _histories: weakref.WeakSet[PairHistory] = weakref.WeakSet()  # kept on the current network
 
 
+def _json() -> ModuleType:
+    """json, imported when a file is first read or written (not by the import of the drivers)."""
+    import json
+
+    return json
+
+
 def _clock_offset() -> float:
     """Wall-clock seconds minus the history's clock (time.monotonic(), the event loop's)."""
     return time.time() - time.monotonic()
 
 
 def _key_check(key: bytes) -> str:
-    return hashlib.blake2b(b"aioconnlist history key", key=key, digest_size=8).hexdigest()
+    return blake2b(b"aioconnlist history key", key=key, digest_size=8).hexdigest()
 
 
 class HistoryFile:
@@ -150,7 +166,7 @@ class HistoryFile:
             self.warn("is larger than %d bytes: ignored", MAX_FILE_BYTES)
             return None
         try:
-            state = json.loads(data)
+            state = _json().loads(data)
         except (ValueError, UnicodeDecodeError):
             self.warn("is empty, truncated or not a history: ignored")
             return None
@@ -213,7 +229,7 @@ class HistoryFile:
                 export = self.history.export_state(time.monotonic(), _clock_offset())
                 export["key_check"] = _key_check(self.history.hash_key)
                 export["written"] = round(time.time(), 3)
-                data = json.dumps(export, separators=(",", ":")).encode()
+                data = _json().dumps(export, separators=(",", ":")).encode()
                 self._write_atomically(self.path, data)
                 self.writes += 1
         except OSError as e:
@@ -337,14 +353,20 @@ _followed = False
 _installed = False
 
 
-def follow_network() -> None:
-    """Start switching the histories to the current network's partition (the network watcher:
-    its first identity is computed now, in this thread). Idempotent."""
+def follow_network(*, wait: bool = True) -> None:
+    """Start switching the histories to the current network's partition (the network watcher).
+    ``wait``: the first identity and the kernel's RTTs are applied before this returns
+    (computed in this thread when the watcher was not started yet); else the watcher thread
+    applies them when it has them (the first plan: no netlink dump on its event loop).
+    Idempotent."""
     global _followed
     with _following:
-        if not _followed:
+        first = not _followed
+        if first:
             _followed = True
-            network.watch(_on_network)
+            network.watch(_on_network, wait=wait)
+    if wait and not first:
+        network.wait_ready(None)
 
 
 def install() -> None:

@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .._core.addresses import Endpoint, IPAddress
 from . import connectivity, rtnetlink
@@ -94,10 +94,12 @@ def prefixes_from_answers(answers: Iterable[ipaddress.IPv6Address]) -> tuple[Pre
 AAAALookup = Callable[[], Sequence[str]]
 
 
-class _Executor(Protocol):
-    def run_in_executor(
-        self, executor: None, func: Callable[[], Sequence[str]], /
-    ) -> Awaitable[Sequence[str]]: ...
+if TYPE_CHECKING:
+
+    class _Executor(Protocol):
+        def run_in_executor(
+            self, executor: None, func: Callable[[], Sequence[str]], /
+        ) -> Awaitable[Sequence[str]]: ...
 
 
 AsyncAAAALookup = Callable[[], Awaitable[Sequence[str]]]

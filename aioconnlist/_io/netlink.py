@@ -20,9 +20,9 @@ import select
 import socket
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from .._core.addresses import IPAddress
+from .._core.records import FrozenRecord
 
 NETLINK_ROUTE = 0
 NETLINK_GENERIC = 16
@@ -80,19 +80,35 @@ _RECV = 65536
 _TIMEOUT = 1.0  # the kernel answers a dump at once; never block a caller longer than this
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(FrozenRecord):
     """A default route of the main table."""
+
+    __slots__ = ("family", "gateway", "ifindex", "priority")
+    _fields = ("family", "gateway", "ifindex", "priority")
 
     family: int
     gateway: IPAddress | None
     ifindex: int
     priority: int
 
+    def __init__(
+        self,
+        family: int,
+        gateway: IPAddress | None,
+        ifindex: int,
+        priority: int,
+    ) -> None:
+        object.__setattr__(self, "family", family)
+        object.__setattr__(self, "gateway", gateway)
+        object.__setattr__(self, "ifindex", ifindex)
+        object.__setattr__(self, "priority", priority)
 
-@dataclass(frozen=True, slots=True)
-class Address:
+
+class Address(FrozenRecord):
     """An address assigned to an interface, with its prefix length and kernel scope."""
+
+    __slots__ = ("family", "flags", "ifindex", "ip", "label", "prefix_len", "scope")
+    _fields = ("family", "ip", "prefix_len", "scope", "ifindex", "flags", "label")
 
     family: int
     ip: IPAddress
@@ -101,16 +117,41 @@ class Address:
     ifindex: int
     flags: int
     #: the IPv4 address's label (``eth0:1`` for an alias; "" when none was given)
-    label: str = ""
+    label: str
+
+    def __init__(
+        self,
+        family: int,
+        ip: IPAddress,
+        prefix_len: int,
+        scope: int,
+        ifindex: int,
+        flags: int,
+        label: str = "",
+    ) -> None:
+        object.__setattr__(self, "family", family)
+        object.__setattr__(self, "ip", ip)
+        object.__setattr__(self, "prefix_len", prefix_len)
+        object.__setattr__(self, "scope", scope)
+        object.__setattr__(self, "ifindex", ifindex)
+        object.__setattr__(self, "flags", flags)
+        object.__setattr__(self, "label", label)
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
+class Link(FrozenRecord):
     """An interface: its index, name and ``IFF_*`` flags (as SIOCGIFFLAGS reports them)."""
+
+    __slots__ = ("flags", "index", "name")
+    _fields = ("index", "name", "flags")
 
     index: int
     name: str
     flags: int
+
+    def __init__(self, index: int, name: str, flags: int) -> None:
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "flags", flags)
 
 
 # --- pure: message parsing -----------------------------------------------------------------

@@ -17,15 +17,16 @@ history partitions.
 
 from __future__ import annotations
 
+import _thread
 import ipaddress
 import logging
 import os
 import socket
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from .._core.addresses import IPAddress
+from .._core.records import FrozenRecord
 from . import netlink
 
 _log = logging.getLogger("aioconnlist.network")
@@ -36,28 +37,51 @@ DEBOUNCE = 0.1
 DEBOUNCE_MAX = 1.0
 #: seconds between polls where the platform sends no notifications
 POLL_INTERVAL = 5.0
+#: seconds a watcher started in the background waits before its first identity: the first
+#: connect, which started it, is not slowed by its netlink dumps (nor by its share of the GIL)
+BACKGROUND_DELAY = 0.02
+
+THREAD_NAME = "aioconnlist-network"
 
 _PROBES: dict[int, str] = {socket.AF_INET: "192.0.2.1", socket.AF_INET6: "2001:db8::1"}
 
 
-@dataclass(frozen=True, slots=True)
-class FamilyNetwork:
+class FamilyNetwork(FrozenRecord):
     """One family's view: default gateway and interface, and the global prefixes."""
+
+    __slots__ = ("gateway", "interface", "prefixes")
+    _fields = ("gateway", "interface", "prefixes")
 
     gateway: str | None
     interface: str | None
     prefixes: tuple[str, ...]
 
+    def __init__(
+        self,
+        gateway: str | None,
+        interface: str | None,
+        prefixes: tuple[str, ...],
+    ) -> None:
+        object.__setattr__(self, "gateway", gateway)
+        object.__setattr__(self, "interface", interface)
+        object.__setattr__(self, "prefixes", prefixes)
+
     def __str__(self) -> str:
         return f"gw={self.gateway or '-'} dev={self.interface or '-'} pfx={','.join(self.prefixes)}"
 
 
-@dataclass(frozen=True, slots=True)
-class NetworkIdentity:
+class NetworkIdentity(FrozenRecord):
     """The network the host is on, per family."""
+
+    __slots__ = ("ipv4", "ipv6")
+    _fields = ("ipv4", "ipv6")
 
     ipv4: FamilyNetwork
     ipv6: FamilyNetwork
+
+    def __init__(self, ipv4: FamilyNetwork, ipv6: FamilyNetwork) -> None:
+        object.__setattr__(self, "ipv4", ipv4)
+        object.__setattr__(self, "ipv6", ipv6)
 
     @property
     def key(self) -> str:
@@ -187,24 +211,60 @@ class _Watcher:
         self.changes = 0  # identities computed after a notification (tests)
         self.ready = threading.Event()
         self.updated = threading.Condition()
-        self.thread: threading.Thread | None = None
+        self.started = False
+        self.ident: int | None = None  # the thread's, once it runs
         self.sock: socket.socket | None = None
         self.notifying = False  # the thread reads netlink notifications (not polling)
         self.lock = threading.Lock()
+        self.wake = threading.Event()  # set: a waiter wants the first identity now
+        self.registered = threading.Event()  # the thread is known to threading (tests)
 
-    def start(self) -> None:
-        try:  # at once, in the caller's thread: what a first connect sees does not race
+    def start(self, wait: bool = True) -> None:
+        """Start the thread. ``wait``: the first identity is computed (and the callbacks called)
+        in the caller's thread first; else the thread subscribes to the changes, then computes
+        it, ``BACKGROUND_DELAY`` seconds after its start (off the caller's first connect)."""
+        if wait:
+            self._first()
+            target = self._run
+        else:
+            target = self._run_from_start
+        self.started = True
+        # a bare thread: threading.Thread.start() would wait for it to run (a GIL hand-over,
+        # milliseconds beside a busy Python thread, on the caller's first connect)
+        _thread.start_new_thread(self._main, (target, 0.0 if wait else BACKGROUND_DELAY))
+
+    def _main(self, target: Callable[[], None], delay: float) -> None:
+        self.ident = threading.get_ident()
+        if delay:
+            self.wake.wait(delay)  # the caller's first connect is over by then, mostly
+        threading.current_thread().name = THREAD_NAME  # registered with threading (a daemon)
+        self.registered.set()
+        target()
+
+    def _first(self) -> None:
+        try:
             self._notify(identify())
         except Exception:
             _log.exception("network identity failed")
+            self.ready.set()  # no identity: a waiter does not wait for one
+        self._subscribe()
+
+    def _subscribe(self) -> None:
         if hasattr(socket, "AF_NETLINK"):
             try:
                 self.sock = netlink.change_socket()
                 self.notifying = True
             except OSError as e:
                 _log.debug("no netlink notifications (%s): polling", e)
-        self.thread = threading.Thread(target=self._run, name="aioconnlist-network", daemon=True)
-        self.thread.start()
+
+    def _run_from_start(self) -> None:
+        self._subscribe()  # subscribed before the identity is read: no change falls between
+        try:
+            self._notify(identify())
+        except Exception:
+            _log.exception("network identity failed")
+            self.ready.set()
+        self._run()
 
     def _notify(self, identity: NetworkIdentity) -> None:
         self.identity = identity
@@ -253,18 +313,31 @@ class _Watcher:
 _watcher = _Watcher()
 
 
-def watch(callback: Callback) -> None:
+def watch(callback: Callback, *, wait: bool = True) -> None:
     """Call ``callback(identity)`` when the network (or an address or route) may have changed,
-    from the watcher thread (started by the first call). It is also called at once with the
-    current identity."""
+    from the watcher thread (started by the first call). It is also called with the current
+    identity: at once when it is known; else, when ``wait``, the first call computes it in the
+    caller's thread, and otherwise the watcher thread calls back when it has it."""
     with _watcher.lock:
         _watcher.callbacks.append(callback)
-        if _watcher.thread is None:
-            _watcher.start()  # computes the first identity and calls back
+        if not _watcher.started:
+            _watcher.start(wait)  # computes the first identity (or has it computed) and calls
             return
     identity = _watcher.identity
     if identity is not None:
         callback(identity)
+    elif wait:
+        wait_ready(None)
+
+
+def wait_ready(timeout: float | None) -> bool:
+    """Block until the watcher has its first identity (False when ``timeout`` passed first, or
+    nothing started the watcher); a watcher started in the background is asked not to wait."""
+    if _watcher.started:
+        _watcher.wake.set()
+        _watcher.ready.wait(timeout)
+        _watcher.registered.wait(timeout)  # and known to threading (a count of threads holds)
+    return _watcher.identity is not None
 
 
 def unwatch(callback: Callback) -> None:
@@ -272,6 +345,16 @@ def unwatch(callback: Callback) -> None:
     with _watcher.lock:
         if callback in _watcher.callbacks:
             _watcher.callbacks.remove(callback)
+
+
+def ready() -> bool:
+    """Whether the watcher has had its first go at the network (identity read, or failed)."""
+    return _watcher.ready.is_set()
+
+
+def in_watcher_thread() -> bool:
+    """Whether the caller is the watcher thread (its callbacks may do I/O: no loop waits)."""
+    return _watcher.ident == threading.get_ident()
 
 
 def notifying() -> bool:
@@ -301,16 +384,22 @@ def change_count() -> int:
 def _after_fork_in_child() -> None:
     # the thread is gone in the child; the inherited socket is shared with the parent
     old = _watcher.sock
-    running = _watcher.thread is not None
+    running = _watcher.started
     _watcher.sock = None
     _watcher.notifying = False
-    _watcher.thread = None
+    _watcher.started = False
+    _watcher.ident = None
     _watcher.lock = threading.Lock()
     _watcher.updated = threading.Condition()
+    _watcher.ready = threading.Event()
+    _watcher.wake = threading.Event()
+    _watcher.registered = threading.Event()
+    if _watcher.identity is not None:
+        _watcher.ready.set()
     if old is not None:
         old.close()
     if running:
-        _watcher.start()
+        _watcher.start(wait=False)
 
 
 if hasattr(os, "register_at_fork"):

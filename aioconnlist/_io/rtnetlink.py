@@ -26,10 +26,10 @@ import os
 import socket
 import struct
 import sys
-from dataclasses import dataclass
 from typing import Literal
 
 from .._core.addresses import IPAddress
+from .._core.records import FrozenRecord
 from .sysfiles import is_dir, read_text
 
 # <linux/netlink.h>, <linux/rtnetlink.h>
@@ -82,14 +82,28 @@ SYS_CLASS_NET = "/sys/class/net"
 InterfaceKind = Literal["tunnel", "virtual", "link"]
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(FrozenRecord):
     """The kernel's answer for one destination (and source): where the packet would leave."""
 
+    __slots__ = ("gateway", "oif", "prefsrc", "table")
+    _fields = ("oif", "gateway", "prefsrc", "table")
+
     oif: int  # output interface index, 0 when the answer names none
-    gateway: IPAddress | None = None
-    prefsrc: IPAddress | None = None
-    table: int = 0
+    gateway: IPAddress | None
+    prefsrc: IPAddress | None
+    table: int
+
+    def __init__(
+        self,
+        oif: int,
+        gateway: IPAddress | None = None,
+        prefsrc: IPAddress | None = None,
+        table: int = 0,
+    ) -> None:
+        object.__setattr__(self, "oif", oif)
+        object.__setattr__(self, "gateway", gateway)
+        object.__setattr__(self, "prefsrc", prefsrc)
+        object.__setattr__(self, "table", table)
 
 
 _sequence = itertools.count(1)

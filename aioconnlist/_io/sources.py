@@ -14,6 +14,7 @@ do no I/O and are tested on literal data; the pair suitability rules are the cor
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import itertools
 import math
@@ -21,7 +22,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from .._core.addresses import Endpoint, IPAddress
@@ -37,6 +37,7 @@ from .._core.pairs import (
     locality,
     source_usable,
 )
+from .._core.records import FrozenRecord
 from . import netlink, rtnetlink
 from .sysfiles import read_text
 
@@ -84,9 +85,11 @@ IF_INET6_PATH = "/proc/net/if_inet6"
 # --- pure: interface addresses -------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Inet6Entry:
+class Inet6Entry(FrozenRecord):
     """One line of /proc/net/if_inet6."""
+
+    __slots__ = ("flags", "ifindex", "interface", "ip", "prefix_len", "scope")
+    _fields = ("ip", "ifindex", "prefix_len", "scope", "flags", "interface")
 
     ip: ipaddress.IPv6Address
     ifindex: int
@@ -94,6 +97,22 @@ class Inet6Entry:
     scope: int
     flags: int
     interface: str
+
+    def __init__(
+        self,
+        ip: ipaddress.IPv6Address,
+        ifindex: int,
+        prefix_len: int,
+        scope: int,
+        flags: int,
+        interface: str,
+    ) -> None:
+        object.__setattr__(self, "ip", ip)
+        object.__setattr__(self, "ifindex", ifindex)
+        object.__setattr__(self, "prefix_len", prefix_len)
+        object.__setattr__(self, "scope", scope)
+        object.__setattr__(self, "flags", flags)
+        object.__setattr__(self, "interface", interface)
 
     @property
     def usable(self) -> bool:
@@ -265,6 +284,7 @@ class LocalAddressCache:
         self._ttl = ttl
         self._cached: tuple[float, tuple[LocalAddress, ...]] | None = None  # (expiry, value)
         self.generation = next(_GENERATIONS)  # changes on `invalidate`
+        self.read = False  # the addresses were read at least once
 
     def get(self, now: float | None = None) -> tuple[LocalAddress, ...]:
         return self.get_entry(now)[1]
@@ -279,11 +299,25 @@ class LocalAddressCache:
         ttl = self._ttl if self._ttl is not None else _default_ttl()
         cached = (now + ttl, self._enumerate())
         self._cached = cached
+        self.read = True
         return cached
 
     def invalidate(self) -> None:
         self._cached = None
         self.generation = next(_GENERATIONS)
+
+    def refresh(self, now: float | None = None) -> None:
+        """Enumerate now (in the caller's thread: the network watcher's) and keep the answer for
+        the current TTL; cached plans are dropped only when the addresses differ."""
+        if now is None:
+            now = time.monotonic()
+        ttl = self._ttl if self._ttl is not None else _default_ttl()
+        old = self._cached
+        addresses = self._enumerate()
+        self._cached = (now + ttl, addresses)
+        self.read = True
+        if old is None or old[1] != addresses:
+            self.generation = next(_GENERATIONS)
 
 
 class KernelSourceCache:
@@ -502,6 +536,19 @@ _route_cache = RouteCache()
 def machine_addresses(now: float | None = None) -> tuple[LocalAddress, ...]:
     """The machine's usable local addresses (cached), non-deprecated first."""
     return _local_cache.get(now)
+
+
+def refresh_local_addresses() -> None:
+    """Read the machine's addresses into the cache now (from the network watcher's thread, so
+    that a plan on the event loop finds them there instead of enumerating the interfaces); on an
+    error (out of descriptors...) the cache stays as it was."""
+    with contextlib.suppress(OSError):
+        _local_cache.refresh()
+
+
+def local_addresses_read() -> bool:
+    """Whether the machine's addresses were read at least once in this process."""
+    return _local_cache.read
 
 
 def kernel_source(destination: Endpoint, now: float | None = None) -> IPAddress | None:

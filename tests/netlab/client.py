@@ -231,6 +231,7 @@ async def run(scenario: dict[str, Any]) -> dict[str, Any]:
 
     aioconnlist.connect_by_list  # noqa: B018 (the package root is lazy: load the API untimed)
     planning._start()  # the process's network watcher (its socket): before fds are counted
+    planning.wait_followed(30.0)  # it reads the network in its own thread
     kind = scenario.get("history", "fresh")
     history: Any
     if kind == "fresh":
