@@ -420,6 +420,23 @@ def test_multi_homed_broken_kernel_source(lab: NetLab, family: int, sources: str
 
 
 @pytest.mark.parametrize("family", [4, 6])
+def test_multi_homed_first_race_of_a_fresh_process(lab: NetLab, family: int) -> None:
+    """A process's first race plans the kernel's choice alone (the machine's addresses are not
+    read yet: no interface enumeration on its path) but still reaches the second interface:
+    when the kernel's pair stays silent for the attempt delay, the race asks for the full plan,
+    alternates and all, as a long list's head asks for its tail."""
+    good = C1_V4 if family == 4 else C1_V6
+    destination = lab.endpoint("kernel-source-broken", family=family, delay=0.02)
+    calls = [{"addresses": [destination], "options": {"local_addresses": "auto"}, "echo": True}]
+    [first] = lab.run_client({"history": "fresh", "follow_first": False, "calls": calls}).calls
+    assert first["ok"] and first["echo"] == "ping", first
+    assert first["sockname"][0] == good, first
+    tried = [(e["source"], e["destination"]) for e in first["events"] if e["kind"] == "started"]
+    assert tried == [(None, destination), (good, destination)], first
+    near(first["elapsed"], 0.25 + 0.02, "the first race of the process, via the second interface")
+
+
+@pytest.mark.parametrize("family", [4, 6])
 def test_blocking_facade_on_a_multi_homed_host(lab: NetLab, family: int) -> None:
     """The blocking facade where the kernel's source is black-holed: the caller's own socket
     makes the kernel-choice attempt and hangs; the second interface's pair wins after the

@@ -35,6 +35,7 @@ from .._core.errors import ConnectTimeout, InvalidArgument
 from .._core.events import Attempt
 from .._core.options import Options
 from .._core.pairs import Pair
+from .._core.planner import PlanHead
 from .._core.race import Race, delay_after
 from .._io.nat64 import needed as nat64_needed
 from .._io.nat64 import through_nat64_async
@@ -514,7 +515,8 @@ async def _first_attempt(
     attempt = None if state is None else state.start_due(started)
     deadline = None if options.timeout is None else timeout_at(origin + options.timeout)
     next_at = None
-    if (len(pairs) > 1 and not math.isinf(options.attempt_delay)) or options.backups_possible:
+    more = len(pairs) > 1 or isinstance(pairs, PlanHead)  # (a head: the race asks for more)
+    if (more and not math.isinf(options.attempt_delay)) or options.backups_possible:
         next_at = started + delay_after(
             pair, started, options.attempt_delay, options.min_attempt_delay, options.history
         )

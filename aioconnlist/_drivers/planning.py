@@ -252,8 +252,14 @@ def plan_race(
     global _plan_cache_pairs
     if not _started:
         _start()
-    if options.local_addresses == "auto" and _before_addresses():
-        options = options.replace(local_addresses=None)  # the kernel's choice alone, for now
+    if (
+        options.local_addresses == "auto"
+        and head
+        and _before_addresses()
+        and _no_evidence(options.history, destinations)
+    ):  # a process's first races: the kernel's choice first, alternates when needed
+        kernel = options.replace(local_addresses=None)
+        return _alternates_later(plan_race(destinations, kernel, now, stop=stop, head=True))
     history = options.history
     if head:
         first = head_of_plan(destinations, options, now)
@@ -289,6 +295,26 @@ def plan_race(
     if len(pairs) <= PLAN_CACHE_PAIRS // 4:  # a longer plan costs far more than a miss saves
         _keep(key, destinations, history, pairs, pairs, generation, sources_until, version, now)
     return pairs
+
+
+def _no_evidence(history: PairHistory | None, destinations: Sequence[Endpoint]) -> bool:
+    """Whether ``history`` knows nothing of ``destinations`` (then the healthy kernel's-choice
+    pairs come first in the full plan, alternates after them)."""
+    if history is None:
+        return True
+    known = history.evidence_destinations()
+    return known is not None and not any(d._int128 in known for d in destinations)
+
+
+def _alternates_later(kernel: list[Pair]) -> PlanHead:
+    """The kernel's-choice plan as the head of the full plan: a race that needs more than it
+    (its pairs started, the next attempt due) asks for the full plan, alternate sources and
+    all; the machine's addresses are read then, not before (a process's first races)."""
+    if isinstance(kernel, PlanHead):
+        return kernel
+    head = PlanHead(kernel)
+    head.more = 0
+    return head
 
 
 def head_of_plan(

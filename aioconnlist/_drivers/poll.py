@@ -30,6 +30,7 @@ from .._core.addresses import Endpoint
 from .._core.events import Attempt
 from .._core.options import Options
 from .._core.pairs import Pair
+from .._core.planner import PlanHead
 from .._core.race import Race, delay_after
 from .._io.nat64 import through_nat64
 from .._io.sources import after_failed_race as invalidate  # kept when changes are notified
@@ -286,7 +287,12 @@ def race(
     pairs = plan_race(listed, options, start, stop=stop, head=True)
     if not pairs:
         raise no_usable_pair(listed, options)
-    if len(pairs) == 1 and options.timeout is None and options.on_event is None:
+    if (
+        len(pairs) == 1
+        and options.timeout is None
+        and options.on_event is None
+        and not isinstance(pairs, PlanHead)  # more may follow: the race asks for them
+    ):
         return _one_pair(pairs[0], options, sockets, start), pairs[0]
     state = new_race(pairs, options, start)
 

@@ -230,8 +230,9 @@ async def run(scenario: dict[str, Any]) -> dict[str, Any]:
     from aioconnlist._drivers import planning
 
     aioconnlist.connect_by_list  # noqa: B018 (the package root is lazy: load the API untimed)
-    planning._start()  # the process's network watcher (its socket): before fds are counted
-    planning.wait_followed(30.0)  # it reads the network in its own thread
+    if scenario.get("follow_first", True):  # (False: the first race is the process's first)
+        planning._start()  # the process's network watcher (its socket): before fds are counted
+        planning.wait_followed(30.0)  # it reads the network in its own thread
     kind = scenario.get("history", "fresh")
     history: Any
     if kind == "fresh":
