@@ -68,3 +68,26 @@ def test_positional_record_takes_values_in_order_with_defaults() -> None:
         Plan(1)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         Plan(1, "x", True, 4)  # type: ignore[call-arg]
+
+
+def test_records_work_with_the_dataclasses_functions_as_before() -> None:
+    """Callers that used ``dataclasses.asdict(event)``, ``fields`` or ``replace`` on the public
+    records (they were dataclasses) keep working."""
+    from aioconnlist._core.history import PairHistory
+
+    endpoint = parse_address("127.0.0.1:80")
+    pair = Pair(None, endpoint)
+    attempt = Attempt(0, pair, 0.0)
+    event = RaceEvent.of("started", attempt, 0.0)
+    history = PairHistory()
+    history.record_success(pair, 0.01, 1.0)
+    [stats] = history.snapshot(1.0)
+    for record in (endpoint, pair, event, stats, LocalAddress(endpoint.ip)):
+        assert dataclasses.is_dataclass(record) and dataclasses.is_dataclass(type(record))
+        names = [f.name for f in dataclasses.fields(record)]
+        assert names == list(type(record)._fields)
+        assert dataclasses.asdict(record).keys() == set(names)
+        assert dataclasses.replace(record) == record
+    assert dataclasses.replace(endpoint, port=81) == parse_address("127.0.0.1:81")
+    assert dataclasses.asdict(event)["kind"] == "started"
+    assert dataclasses.astuple(endpoint) == (endpoint.ip, 80, 0, 0)

@@ -25,11 +25,33 @@ def _getter(fields: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
     return attrgetter(*fields)  # a tuple for several names
 
 
+class _DataclassFields:
+    """``__dataclass_fields__`` made on first use: `dataclasses.is_dataclass`, ``fields``,
+    ``asdict``, ``astuple`` and ``replace`` take a record as the dataclass it replaces (its
+    ``_fields``, each an ``__init__`` parameter); `dataclasses` is imported only then."""
+
+    def __get__(self, obj: object, cls: type[Record] | None = None) -> dict[str, Any]:
+        owner: Any = cls if cls is not None else type(obj)
+        made: dict[str, Any] | None = owner.__dict__.get("_dataclass_fields")
+        if made is None:
+            import dataclasses
+
+            made = {}
+            for name in owner._fields:
+                described: Any = dataclasses.field()
+                described.name, described.type = name, Any
+                described._field_type = dataclasses._FIELD  # type: ignore[attr-defined]
+                made[name] = described
+            type.__setattr__(owner, "_dataclass_fields", made)
+        return made
+
+
 class Record:
     """A mutable record: equal when of one class with equal fields; unhashable (as a dataclass
     with ``eq=True``)."""
 
     __slots__ = ()
+    __dataclass_fields__: ClassVar[Any] = _DataclassFields()
     #: the fields compared and shown, in order (``__slots__`` may hold more, and be sorted)
     _fields: ClassVar[tuple[str, ...]] = ()
     _values: ClassVar[Callable[..., tuple[Any, ...]]]
