@@ -5,7 +5,9 @@ busy Python thread, measured in one run.
 
 ours:  ``aioconnlist.connect_by_list`` over three black holes (``listen(0)`` listeners with a
        full accept queue), ``attempt_delay=0.01``, ``timeout``: three attempts in flight when
-       the deadline ends them.
+       the deadline ends them, and the backups of those still silent after the delay (a
+       second SYN on a fresh socket: up to six sockets in flight).
+ours, no backups: the same with ``backup_attempts=False``: the three attempts alone.
 ours, one attempt: ``connect_by_list`` over the first black hole alone.
 plain: ``asyncio.wait_for(asyncio.open_connection(black hole), timeout)``: one attempt.
 aiohappyeyeballs: ``asyncio.wait_for(aiohappyeyeballs.start_connection(the three), timeout)``
@@ -44,12 +46,17 @@ def _spin(stop: threading.Event) -> None:
             total += i
 
 
-async def _ours(holes: list[tuple[str, int]], timeout: float) -> float:
+async def _ours(holes: list[tuple[str, int]], timeout: float, backups: bool = True) -> float:
     loop = asyncio.get_running_loop()
     start = loop.time()
     try:
         sock = await connect_by_list(
-            holes, timeout=timeout, attempt_delay=0.01, local_addresses=None, history=None
+            holes,
+            timeout=timeout,
+            attempt_delay=0.01,
+            local_addresses=None,
+            history=None,
+            backup_attempts=backups,
         )
     except ConnectTimeout:
         pass
@@ -57,6 +64,10 @@ async def _ours(holes: list[tuple[str, int]], timeout: float) -> float:
         sock.close()
         raise RuntimeError("a black hole answered")
     return loop.time() - start - timeout
+
+
+async def _ours_no_backups(holes: list[tuple[str, int]], timeout: float) -> float:
+    return await _ours(holes, timeout, backups=False)
 
 
 async def _ours_one(holes: list[tuple[str, int]], timeout: float) -> float:
@@ -117,6 +128,9 @@ async def main(rounds: int, timeout: float) -> None:
             try:
                 for _ in range(rounds):
                     results.setdefault(f"ours, {load}", []).append(await _ours(addresses, timeout))
+                    results.setdefault(f"ours, no backups, {load}", []).append(
+                        await _ours_no_backups(addresses, timeout)
+                    )
                     results.setdefault(f"ours, one attempt, {load}", []).append(
                         await _ours_one(addresses, timeout)
                     )
@@ -138,7 +152,13 @@ async def main(rounds: int, timeout: float) -> None:
     print("| case | p50 | p99 | max |")
     print("|---|---|---|---|")
     for load in ("idle", "busy"):
-        for contender in ("ours", "aiohappyeyeballs", "ours, one attempt", "plain asyncio"):
+        for contender in (
+            "ours",
+            "ours, no backups",
+            "aiohappyeyeballs",
+            "ours, one attempt",
+            "plain asyncio",
+        ):
             print(_row(f"{contender}, {load}", results[f"{contender}, {load}"]))
 
 
