@@ -343,3 +343,32 @@ def test_junk_lists_only_raise_invalid_argument(values: object) -> None:
     else:
         assert result
         assert all(isinstance(r, Endpoint) for r in result)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(
+                st.ip_addresses(v=4).map(str),
+                st.sampled_from(["01.2.3.4", "1.2.3", "256.1.1.1", " 1.2.3.4", "::1"]),
+            ),
+            st.integers(min_value=-1, max_value=65536),
+        ),
+        min_size=1,
+        max_size=80,
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_a_list_parsed_by_columns_is_the_list_parsed_item_by_item(
+    items: list[tuple[str, int]],
+) -> None:
+    from aioconnlist._core import addresses
+
+    columns = addresses._plain_v4(items)
+    try:
+        one_by_one = [parse_address(item) for item in items]
+    except InvalidArgument:
+        assert columns is None  # the general parse reports the bad one
+        return
+    if columns is not None:
+        assert columns == list(dict.fromkeys(one_by_one))
