@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 import aioconnlist  # noqa: E402
 from aioconnlist import blocking  # noqa: E402
+from benchmarks import callgrind  # noqa: E402
 
 CHILD_ENV = {
     **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
@@ -193,29 +194,9 @@ if k:
 
 def callgrind_instructions(name: str, k: int, address: tuple[str, int]) -> int:
     """Instructions (callgrind's Ir) of a fresh interpreter making 50 + ``k`` calls."""
-    out = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
-            sys.executable,
-            "-c",
-            COUNT.format(root=str(ROOT)),
-            name,
-            str(k),
-            address[0],
-            str(address[1]),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=CHILD_ENV,
-    ).stderr
-    for line in out.splitlines():
-        if "Collected :" in line:
-            return int(line.split(":")[-1])
-    raise RuntimeError(out)
+    code = COUNT.format(root=str(ROOT))
+    args = ["-c", code, name, str(k), address[0], str(address[1])]
+    return callgrind.instructions(args, cwd=ROOT, env=CHILD_ENV)
 
 
 def instructions(address: tuple[str, int], k: int, only: str = "") -> None:

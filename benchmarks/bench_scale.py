@@ -43,6 +43,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.callgrind import instructions  # noqa: E402
 
 
 def start_server(host: str) -> tuple[subprocess.Popen[str], int]:
@@ -446,28 +449,7 @@ INSTRUCTIONS = (
 
 def callgrind_instructions(which: str, n: int, port: int) -> int:
     """Instructions (callgrind's Ir) of a process making 20 + ``n`` connects."""
-    out = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
-            sys.executable,
-            "-c",
-            INSTRUCTIONS,
-            which,
-            str(n),
-            str(port),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=CHILD_ENV,
-    ).stderr
-    for line in out.splitlines():
-        if "Collected :" in line:
-            return int(line.split(":")[-1])
-    raise RuntimeError(out)
+    return instructions(["-c", INSTRUCTIONS, which, str(n), str(port)], cwd=ROOT, env=CHILD_ENV)
 
 
 def case_instructions(port: int, n: int = 200) -> None:
@@ -487,19 +469,7 @@ def case_instructions(port: int, n: int = 200) -> None:
 def callgrind_total(code: str) -> int:
     """Instructions (callgrind's Ir) of a fresh interpreter running ``code`` (hash seed 0:
     the same count every run)."""
-    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
-    out = subprocess.run(
-        [*command, "-c", code],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**CHILD_ENV, "PYTHONHASHSEED": "0"},
-    ).stderr
-    for line in out.splitlines():
-        if "Collected :" in line:
-            return int(line.split(":")[-1])
-    raise RuntimeError(out)
+    return instructions(["-c", code], cwd=ROOT, env={**CHILD_ENV, "PYTHONHASHSEED": "0"})
 
 
 def case_cold_instructions(port: int) -> None:
