@@ -47,12 +47,14 @@ def no_fd_leak() -> Iterator[None]:
     after = sorted((c.laddr, c.raddr, c.status) for c in process.net_connections("tcp"))
     assert after == before, f"TCP sockets left open: {set(after) - set(before)}"
     # and no descriptor at all (an unconnected socket is in no TCP table): the count is read
-    # again a bounded number of times, as the watcher's netlink sockets come and go
+    # again a bounded number of times, as the watcher's netlink sockets come and go (it reads
+    # the network again on every change notification: those it had open when ``fds`` was
+    # counted may be closed by now, so a lower count is no leak)
     for _ in range(100):
-        if fd_count() == fds:
+        if fd_count() <= fds:
             break
         time.sleep(0.01)
-    assert fd_count() == fds, f"the descriptor count went from {fds} to {fd_count()}"
+    assert fd_count() <= fds, f"the descriptor count went from {fds} to {fd_count()}"
 
 
 ENTRY_POINTS: dict[str, Callable[..., Any]] = {
