@@ -224,8 +224,16 @@ def infos_of(addresses: list[tuple[str, int]]) -> list[Any]:
 
 
 async def versus(
-    title: str, contenders: dict[str, Connect], rounds: int, n: int, unit: float, label: str
+    title: str,
+    contenders: dict[str, Connect],
+    rounds: int,
+    n: int,
+    unit: float,
+    label: str,
+    baselines: dict[str, str] | None = None,
 ) -> None:
+    """Alternating rounds of ``n`` connects per contender; each row's ratio is against its
+    entry in ``baselines`` (default: every contender against the first)."""
     print(f"\n== {title} ==", flush=True)
     walls: dict[str, list[float]] = {k: [] for k in contenders}
     cpus: dict[str, list[float]] = {k: [] for k in contenders}
@@ -236,8 +244,10 @@ async def versus(
             w, c = await timed(connect, n)
             walls[name].append(w)
             cpus[name].append(c)
-    first = next(iter(contenders))
-    table(walls, cpus, {k: first for k in contenders if k != first}, unit, label)
+    if baselines is None:
+        first = next(iter(contenders))
+        baselines = {k: first for k in contenders if k != first}
+    table(walls, cpus, baselines, unit, label)
 
 
 def list_of(size: int, port: int, salt: int) -> list[tuple[str, int]]:
@@ -279,28 +289,18 @@ def list_contenders(size: int, port: int) -> dict[str, Connect]:
 
 async def case_list(rounds: int, port: int, sizes: list[int]) -> None:
     for size in sizes:
-        contenders = list_contenders(size, port)
-        n = max(1, min(200, 20000 // size))
-        walls: dict[str, list[float]] = {k: [] for k in contenders}
-        cpus: dict[str, list[float]] = {k: [] for k in contenders}
-        for connect in contenders.values():
-            (await connect()).close()
-        for _ in range(rounds):
-            for name, connect in contenders.items():
-                w, c = await timed(connect, n)
-                walls[name].append(w)
-                cpus[name].append(c)
-        print(f"\n== list of {size:,} addresses, first works: µs per connect ==", flush=True)
-        table(
-            walls,
-            cpus,
+        await versus(
+            f"list of {size:,} addresses, first works: µs per connect",
+            list_contenders(size, port),
+            rounds,
+            max(1, min(200, 20000 // size)),
+            1e6,
+            "µs",
             {
                 "aioconnlist same list": "aiohappyeyeballs same list",
                 "aioconnlist same list, local_addresses=None": "aiohappyeyeballs same list",
                 "aioconnlist fresh list": "aiohappyeyeballs fresh list",
             },
-            1e6,
-            "µs",
         )
 
 
