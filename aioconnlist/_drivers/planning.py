@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._core import history as _history
-from .._core.addresses import LONG_LIST, Endpoint, IPAddress, seen_before
+from .._core.addresses import LONG_LIST, Endpoint, EndpointColumns, IPAddress, int128s, seen_before
 from .._core.errors import (
     RESOURCE_ERRNOS,
     ConnectError,
@@ -188,7 +188,7 @@ if hasattr(os, "register_at_fork"):
 
 @positional_record
 class _CachedPlan:
-    destinations: list[Endpoint]
+    destinations: Sequence[Endpoint]  # a list, or `EndpointColumns` (immutable: kept as is)
     sources_generation: tuple[int, ...]
     sources_until: float  # time.monotonic() scale
     # None: the plan does not depend on history (at most one pair); else its order_version,
@@ -303,7 +303,7 @@ def _no_evidence(history: PairHistory | None, destinations: Sequence[Endpoint]) 
     if history is None:
         return True
     known = history.evidence_destinations()
-    return known is not None and not any(d._int128 in known for d in destinations)
+    return known is not None and known.isdisjoint(int128s(destinations))
 
 
 def _alternates_later(kernel: list[Pair]) -> PlanHead:
@@ -428,7 +428,7 @@ def _keep(
                 return
         _plan_misses += 1
         entry = _CachedPlan(
-            list(destinations),
+            destinations if type(destinations) is EndpointColumns else list(destinations),
             generation,
             sources_until,
             version,
