@@ -369,6 +369,29 @@ async def test_a_long_list_whose_first_works_looks_up_only_the_head(listener: ob
     assert _probed(addresses) == 8  # HEAD_PAIRS
 
 
+async def test_a_fresh_list_whose_first_works_makes_only_the_heads_endpoints(
+    listener: object,
+) -> None:
+    """A fresh list of 1,000 (IPv4, port) tuples, the first works: the race reads the
+    endpoints of the plan's head (and the list's ends, the plan cache's key), not the rest
+    (the parsed list, as the parsed-list cache holds it)."""
+    import aioconnlist
+    from aioconnlist._core import addresses
+    from tests.support import Listener
+
+    assert isinstance(listener, Listener)
+    items = _long_list(listener.port, 0, 1000, 62)
+    sock = await aioconnlist.connect_by_list(items, history=PairHistory())
+    try:
+        assert sock.getpeername() == listener.address
+    finally:
+        sock.close()
+    columns = addresses._LIST_CACHE[(len(items), id(items[0]), id(items[-1]))][1]
+    assert isinstance(columns, EndpointColumns)
+    assert columns._all is None
+    assert len(columns._made) <= 8 + 1  # HEAD_PAIRS, the last
+
+
 @pytest.mark.both_loops
 async def test_a_race_past_the_head_tries_in_the_full_plans_order(listener: object) -> None:
     """12 refused addresses first (more than the head), then the listener, in a list of 3,000:

@@ -302,8 +302,9 @@ async def race(
     loop = asyncio.get_running_loop()
     factory = socket_factory or default_socket_factory
     start = loop.time()
-    # (`EndpointColumns` kept as it is: immutable, its endpoints made only when read)
-    known = destinations if type(destinations) is EndpointColumns else list(destinations)
+    # a list's `EndpointColumns` kept as it is: immutable, its endpoints made when read
+    lazy = type(destinations) is EndpointColumns and more_destinations is None
+    known = destinations if lazy else list(destinations)
     if nat64_needed(known):
         known = list(await through_nat64_async(known, loop))
     head = more_destinations is None  # a long list: its head first (`Race.needs_tail`)
@@ -359,7 +360,7 @@ async def _run(
                     feed = asyncio.ensure_future(_next_batch(more_destinations))
                     feed.add_done_callback(attempts.notify)
                     seen = set(known)
-                    assert isinstance(known, list)  # (`race` copied it: names resolved)
+                    assert isinstance(known, list)  # (`race` copied it)
                     known.extend(d for d in batch if d not in seen)
                     state.add_pairs(await _plan(known, options, now, loop), now)
                     now = loop.time()
