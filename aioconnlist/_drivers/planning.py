@@ -465,10 +465,13 @@ def _keep(
 
 
 def _key(destinations: Sequence[Endpoint], options: Options, head: bool = False) -> _PlanKey:
+    # The end endpoints by their hashes, not themselves: a fresh list's endpoints are new
+    # objects, and each lookup, LRU move and store would compare them field by field (a Python
+    # __eq__ and ipaddress's per endpoint, seven times a plan); a hit compares the list anyway.
     return (
         len(destinations),
-        destinations[0],
-        destinations[-1],
+        destinations[0]._hash,
+        destinations[-1]._hash,
         "head" if head else options.local_addresses,  # (a head: modes "kernel" and "auto")
         options.interleave,
         options.sort,
