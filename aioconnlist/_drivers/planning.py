@@ -159,7 +159,14 @@ def _before_addresses() -> bool:
     cache) is over, unless they were read otherwise: the plans of a process's first races take
     the kernel's choice of source alone, with no interface enumeration (two netlink dumps) on
     their path; alternate sources join the plans from then on."""
-    return not _followed.is_set() and not sources.local_addresses_read()
+    global _addresses_known
+    if _followed.is_set() or sources.local_addresses_read():
+        _addresses_known = True  # for good: neither turns back (a fork keeps a set event)
+        return False
+    return True
+
+
+_addresses_known = False  # `_before_addresses` turned false (a look at a global per plan)
 
 
 _seen_network = False
@@ -253,7 +260,8 @@ def plan_race(
     if not _started:
         _start()
     if (
-        options.local_addresses == "auto"
+        not _addresses_known
+        and options.local_addresses == "auto"
         and head
         and _before_addresses()
         and _no_evidence(options.history, destinations)
@@ -261,7 +269,7 @@ def plan_race(
         kernel = options.replace(local_addresses=None)
         return _alternates_later(plan_race(destinations, kernel, now, stop=stop, head=True))
     history = options.history
-    if head:
+    if head and len(destinations) > HEAD_MIN:
         first = head_of_plan(destinations, options, now)
         if first is not None:
             return first
@@ -465,10 +473,13 @@ def _keep(
 
 
 def _key(destinations: Sequence[Endpoint], options: Options, head: bool = False) -> _PlanKey:
+    # The end endpoints by their hashes, not themselves: a fresh list's endpoints are new
+    # objects, and each lookup, LRU move and store would compare them field by field (a Python
+    # __eq__ and ipaddress's per endpoint, seven times a plan); a hit compares the list anyway.
     return (
         len(destinations),
-        destinations[0],
-        destinations[-1],
+        destinations[0]._hash,
+        destinations[-1]._hash,
         "head" if head else options.local_addresses,  # (a head: modes "kernel" and "auto")
         options.interleave,
         options.sort,
