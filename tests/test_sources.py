@@ -724,15 +724,16 @@ def test_a_process_s_next_races_after_a_success_still_plan_the_kernel_s_choice_a
 def test_the_async_api_loads_only_what_a_first_connect_runs() -> None:
     """The drivers' import (what ``aioconnlist.connect_by_list`` loads) creates no dataclass and
     loads neither the history file's machinery (json, hashlib's OpenSSL bindings) nor the
-    network's (the identity, the watcher): the thread that follows the network after the first
-    plan imports those. The by-name path (resolvers) is loaded by its first call."""
+    network's (the identity, the watcher, the netlink dumps): the thread that follows the
+    network after the first plan imports those. The by-name path (resolvers) is loaded by its
+    first call."""
     code = textwrap.dedent(
         """
         import asyncio, sys
         import aioconnlist
         aioconnlist.connect_by_list
         absent = ["dataclasses", "json", "hashlib", "difflib", "aioconnlist._io.history_file",
-                  "aioconnlist._io.network", "aioconnlist._io.resolve",
+                  "aioconnlist._io.network", "aioconnlist._io.netlink", "aioconnlist._io.resolve",
                   "aioconnlist._drivers.by_name"]
         print([m for m in absent if m in sys.modules])
         """

@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._core.addresses import Endpoint, IPAddress
 from .._core.errors import RESOURCE_ERRNOS
@@ -38,8 +38,11 @@ from .._core.pairs import (
     source_usable,
 )
 from .._core.records import FrozenRecord
-from . import netlink, rtnetlink
+from . import rtnetlink
 from .sysfiles import read_text
+
+if TYPE_CHECKING:
+    from . import netlink
 
 _GENERATIONS = itertools.count()
 
@@ -222,6 +225,8 @@ def interfaces_from_netlink(
 
 def _interfaces() -> InterfaceTable:
     if hasattr(socket, "AF_NETLINK"):
+        from . import netlink  # (not at import: the first connect enumerates nothing)
+
         try:  # two netlink dumps: no psutil import (~10 ms) on the first connect
             return interfaces_from_netlink(netlink.links(), netlink.addresses())
         except OSError as e:
