@@ -286,6 +286,49 @@ async def test_d9_the_cleanup_after_a_win_takes_no_extra_loop_turn(
     assert turns == 0
 
 
+@pytest.mark.both_loops
+async def test_d9_an_attempt_started_past_the_deadline_ends_the_race_in_the_same_turn(
+    black_hole: BlackHole,
+) -> None:
+    """Starting an attempt can take the race past its deadline (a busy thread takes the GIL
+    at each system call). The driver then times out at once, not after another loop turn
+    (each turn may cost that thread's switch interval again): a callback scheduled while the
+    attempt was being started has not run when the race raises."""
+    loop = asyncio.get_running_loop()
+    before = fd_count()
+    other = BlackHole("127.0.0.3")
+    turned: list[str] = []
+    made: list[socket.socket] = []
+    timeout = 0.05
+    began = loop.time()
+
+    def factory(pair: Pair) -> socket.socket:
+        if pair.destination.ip == ipaddress.ip_address("127.0.0.3"):  # the second attempt
+            while loop.time() < began + timeout + 0.005:  # (bounded: the loop's clock runs)
+                pass
+            loop.call_soon(turned.append, "a loop turn")
+        made.append(
+            socket.socket(pair.destination.family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        )
+        return made[-1]
+
+    before = fd_count()
+    destinations = [
+        Endpoint(ipaddress.ip_address(h), p) for h, p in (black_hole.address, other.address)
+    ]
+    opts = make_options(
+        local_addresses=None, history=None, sort=False, attempt_delay=0.01, timeout=timeout
+    )
+    try:
+        with pytest.raises(ConnectTimeout):
+            await race(destinations, opts, socket_factory=factory)
+        assert turned == []
+        assert len(made) == 2 and all(sock.fileno() == -1 for sock in made)  # both closed
+    finally:
+        other.close()
+    assert fd_count() <= before  # (fewer: the network watcher's netlink sockets come and go)
+
+
 def _connecting_sockets(hole: BlackHole, n: int) -> list[socket.socket]:
     socks = []
     for _ in range(n):

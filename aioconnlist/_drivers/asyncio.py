@@ -379,6 +379,11 @@ async def _run(
                 attempts.start(due, sock, address)
             if state.finished:
                 break
+            if state.deadline is not None and not attempts.done:
+                now = loop.time()
+                if now >= state.deadline:  # starting attempts took us past it: no extra turn
+                    state.time_out(now)
+                    break
             if attempts.done:
                 continue
             wake = state.wake_at()
