@@ -482,7 +482,7 @@ def _inspect(sock: object) -> _CallerSocket:
     getsockopt = sock.getsockopt
     early: dict[int, OptionValue] = {}
     for i, level, option, size in defaults.early_specs:
-        early[i] = getsockopt(level, option, size) if size else getsockopt(level, option)
+        early[i] = getsockopt(level, option, size)  # (size 0: an int option, as when left out)
     return _CallerSocket(
         sock,
         fd,
@@ -687,7 +687,11 @@ def connect_by_list(
     local = sock.getsockname()
     if caller.family == _AF_INET:
         # what getpeername() reports for an IPv4 peer: the address connected to, as connected
-        return local, pair.destination.sockaddr(_AF_INET)
+        destination = pair.destination  # (its cached sockaddr, read inline, as the driver does)
+        remote = destination._sockaddr
+        if remote is None or destination._family != _AF_INET:
+            remote = destination.sockaddr(_AF_INET)
+        return local, remote
     try:
         remote = sock.getpeername()
     except OSError:  # reset already; it did connect, report whom

@@ -261,7 +261,7 @@ def plan_race(
         kernel = options.replace(local_addresses=None)
         return _alternates_later(plan_race(destinations, kernel, now, stop=stop, head=True))
     history = options.history
-    if head:
+    if head and len(destinations) > HEAD_MIN:  # (a short list is planned in full)
         first = head_of_plan(destinations, options, now)
         if first is not None:
             return first
