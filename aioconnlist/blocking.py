@@ -582,17 +582,6 @@ def _as_connect_error(exc: OSError, what: str = "") -> ConnectError:
 # --------------------------------------------------------------------------- the facade
 
 
-def _run_race(
-    destinations: list[Endpoint], options: Options, sockets: AttemptSockets
-) -> tuple[socket.socket, Pair]:
-    try:
-        return race(destinations, options, sockets)
-    except ConnectError:
-        raise
-    except OSError as exc:  # e.g. no descriptor for a probe socket
-        raise _as_connect_error(exc) from exc
-
-
 def _take_over(sock: socket.socket, caller: _CallerSocket, winner: socket.socket) -> None:
     """Move ``winner``'s connection onto the caller's descriptor number, then close it."""
     with winner:
@@ -860,11 +849,13 @@ def _create_connection(
     else:
         factory = default_socket_factory
     try:
-        winner, _pair = _run_race(destinations, opts, AttemptSockets(factory))
+        winner, _pair = race(destinations, opts, AttemptSockets(factory))
     except ConnectError as exc:
         if all_errors and exc.attempts:
             raise _every_error(exc) from None
         raise
+    except OSError as exc:  # e.g. no descriptor for a probe socket
+        raise _as_connect_error(exc) from exc
     try:
         winner.settimeout(timeout)
     except BaseException:

@@ -73,6 +73,8 @@ BLACK_HOLE_KINDS: frozenset[str] = frozenset({"timeout", "soft"})
 # RFC 6298 §2 gains
 ALPHA = 1 / 8
 BETA = 1 / 4
+_KEEP_SRTT = 1 - ALPHA
+_KEEP_RTTVAR = 1 - BETA
 
 #: rank bands. Success: SUCCESS_RANK + srtt in 100 µs buckets (capped below 0, so a success
 #: is always negative). Failure: FAILURE_RANK + 4 * failures since last success + severity.
@@ -435,8 +437,11 @@ class PairHistory:
                 srtt = rtt
                 rec.srtt, rec.rttvar, rec.samples = rtt, rtt / 2, 1  # RFC 6298 (2.2)
             else:  # RFC 6298 (2.3): rttvar first, from the old srtt
-                rec.rttvar = (1 - BETA) * rec.rttvar + BETA * abs(srtt - rtt)
-                rec.srtt = srtt = (1 - ALPHA) * srtt + ALPHA * rtt
+                deviation = srtt - rtt  # (abs(), inline)
+                if deviation < 0.0:
+                    deviation = -deviation
+                rec.rttvar = _KEEP_RTTVAR * rec.rttvar + BETA * deviation
+                rec.srtt = srtt = _KEEP_SRTT * srtt + ALPHA * rtt
                 rec.samples += 1
             rec.last_success = now
             rec.failures = 0
