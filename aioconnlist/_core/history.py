@@ -413,7 +413,9 @@ class PairHistory:
         # The success ranks, inline (every connect comes here): SUCCESS_RANK plus the srtt's
         # bucket, ``floor(min(srtt * buckets, cap))``, compared as floats (`_rank_locked`).
         versions = self._order_version, self._rtt_version
-        with self._lock:
+        lock = self._lock  # (acquire/release: a `with` costs a bound __exit__ per call)
+        lock.acquire()
+        try:
             rec = self._pairs.get(key)
             if rec is None:
                 rec = self._record(pair)
@@ -477,6 +479,8 @@ class PairHistory:
                     self._rtt_version = next(_VERSIONS)
                 else:
                     self._order_version = next(_VERSIONS)
+        finally:
+            lock.release()
         hook = self.on_change
         if hook is not None and versions != (self._order_version, self._rtt_version):
             hook()
