@@ -810,6 +810,11 @@ def _source(
     return destinations, (host or "", port)
 
 
+#: the attempt sockets of a `create_connection` with no socket options or fixed port: shared
+#: by every call and thread (with no socket of the caller's to lend, it keeps no state)
+_FRESH_SOCKETS = AttemptSockets(default_socket_factory)
+
+
 def _create_connection(
     address: object,
     timeout: object,
@@ -845,11 +850,11 @@ def _create_connection(
         remaining = max(remaining, 0.0)
     opts = _make_options(remaining, race_options)
     if settings or bind is not None:
-        factory = _attempt_factory(settings, bind)
+        sockets = AttemptSockets(_attempt_factory(settings, bind))
     else:
-        factory = default_socket_factory
+        sockets = _FRESH_SOCKETS
     try:
-        winner, _pair = race(destinations, opts, AttemptSockets(factory))
+        winner, _pair = race(destinations, opts, sockets)
     except ConnectError as exc:
         if all_errors and exc.attempts:
             raise _every_error(exc) from None
