@@ -518,10 +518,15 @@ def _make_options(timeout: object, options: Mapping[str, object]) -> Options:
                 _plain_options.append(options_from({"timeout": None}))
             return _plain_options[0]
         return options_from({"timeout": timeout})
-    kinds = (type(timeout), *map(type, options.values()))
-    if not _SCALARS.issuperset(kinds):
+    # (built item by item: a starred map of type() over the values costs twice as much)
+    key: tuple[object, ...] = (type(timeout), timeout)
+    if key[0] not in _SCALARS:
         return options_from({"timeout": timeout, **options})
-    key = (kinds, timeout, *options.items())
+    for item in options.items():
+        kind = type(item[1])
+        if kind not in _SCALARS:
+            return options_from({"timeout": timeout, **options})
+        key += (kind, item)
     made = _made.get(key)
     if made is None:
         made = options_from({"timeout": timeout, **options})
