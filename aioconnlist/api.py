@@ -15,7 +15,7 @@ import ssl as _ssl
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._core.addresses import parse_addresses
+from ._core.addresses import parse_destinations
 from ._core.errors import ConnectTimeout, InvalidArgument
 from ._core.options import (
     RESOLUTION_DELAY,
@@ -76,7 +76,7 @@ async def connect_by_list(
     a ``ValueError``); an unknown option a ``TypeError``.
     """
     opts = options_from(options)
-    sock, _pair = await race(parse_addresses(addresses), opts)
+    sock, _pair = await race(parse_destinations(addresses), opts)
     return sock
 
 
@@ -104,7 +104,7 @@ async def _connect(
     if port is None:
         if resolver is not None:
             raise TypeError("resolver= applies to a host name and port, not to a list")
-        return await race(parse_addresses(target), opts)
+        return await race(parse_destinations(target), opts)
     if not isinstance(target, str):
         raise InvalidArgument(
             f"with a port, the first argument is a host name or IP, not {type(target).__name__}"

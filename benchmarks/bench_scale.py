@@ -23,6 +23,8 @@ spread min..max of the per-round ratios against the first contender):
   instructions  the dual-stack race under valgrind's callgrind: instructions per connect
   coldinstr     callgrind instructions of the cold-start processes (``cold``'s programs; hash
                 seed 0: the same count every run)
+  listinstr     callgrind instructions per connect to a fresh list of 1,000, 10,000 and 100,000
+                addresses (``list``'s contenders; not in the default set: minutes under valgrind)
 """
 
 from __future__ import annotations
@@ -466,6 +468,37 @@ def case_instructions(port: int, n: int = 200) -> None:
         print(f"  {which:<44} {per / 1e3:9.1f}k instr.  x{per / base:.3f}", flush=True)
 
 
+LIST_INSTRUCTIONS = (
+    "import asyncio, sys\n"
+    "from benchmarks.bench_scale import list_contenders\n"
+    "which, size, n, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])\n"
+    "connect = list_contenders(size, port)[which]\n"
+    "async def m():\n"
+    "    for _ in range(3 + n):  # 3 to warm: caches, the first plan\n"
+    "        (await connect()).close()\n"
+    "asyncio.run(m())\n"
+)
+
+
+def case_list_instructions(port: int, sizes: list[int]) -> None:
+    """Instructions per connect to a fresh list: (Ir of 3 + n connects - Ir of 3) / n, the
+    list made in the count for both (as in ``list``); hash seed 0."""
+    print("\n== a fresh list each call, first works: instructions per connect (callgrind) ==")
+    env = {**CHILD_ENV, "PYTHONHASHSEED": "0"}
+    for size in sizes:
+        n = max(1, min(20, 40_000 // size))
+        base = None
+        for which in ("aiohappyeyeballs fresh list", "aioconnlist fresh list"):
+            args = ["-c", LIST_INSTRUCTIONS, which, str(size)]
+            more = instructions([*args, str(n), str(port)], cwd=ROOT, env=env)
+            per = (more - instructions([*args, "0", str(port)], cwd=ROOT, env=env)) / n
+            base = base or per
+            print(
+                f"  {size:>7,} {which:<36} {per / 1e6:9.2f}M instr.  x{per / base:.2f}",
+                flush=True,
+            )
+
+
 def callgrind_total(code: str) -> int:
     """Instructions (callgrind's Ir) of a fresh interpreter running ``code`` (hash seed 0:
     the same count every run)."""
@@ -514,6 +547,8 @@ async def main_async(args: argparse.Namespace, only: set[str]) -> None:
             case_instructions(dport)
         if "coldinstr" in only:
             case_cold_instructions(port)
+        if "listinstr" in only:
+            case_list_instructions(port, [1000, 10000] if args.quick else [1000, 10000, 100000])
         if "idle" in only:
             await case_idle(port, max(3, args.rounds // 2))
     finally:

@@ -372,3 +372,48 @@ def test_a_list_parsed_by_columns_is_the_list_parsed_item_by_item(
         return
     if columns is not None:
         assert columns == list(dict.fromkeys(one_by_one))
+
+
+def test_a_long_plain_ipv4_list_is_parsed_into_columns_made_when_read() -> None:
+    """100 (IPv4, port) tuples with duplicates: `EndpointColumns`, equal to the endpoints
+    parsed one by one (first kept); none made until read, each made once, iteration keeps
+    those already read; `parse_addresses` still gives a list of its own."""
+    from aioconnlist._core.addresses import EndpointColumns, parse_destinations
+
+    items = [(f"192.0.2.{i % 90}", 80 + i % 2) for i in range(100)] + [("10.0.0.1", 443)]
+    expected = list(dict.fromkeys(parse_address(item) for item in items))
+    got = parse_destinations(list(items))
+    assert isinstance(got, EndpointColumns)
+    assert got._made == {} and got._all is None
+    assert len(got) == len(expected)
+    second, last = got[1], got[-1]
+    assert (second, last) == (expected[1], expected[-1])
+    assert got[1] is second and len(got._made) == 2
+    assert got[1:3] == expected[1:3] and got[::-40] == expected[::-40]
+    with pytest.raises(IndexError):
+        got[len(expected)]
+    assert got == expected and expected == got and got == tuple(expected)
+    assert got != expected[:-1] and got != [*expected[:-1], expected[0]]
+    assert list(got)[1] is second
+    assert got == parse_destinations(list(items))  # by columns
+    assert type(parse_addresses(list(items))) is list
+    assert parse_addresses(list(items)) == expected
+
+
+def test_columns_are_only_for_plain_ipv4_tuples() -> None:
+    from aioconnlist._core.addresses import EndpointColumns, parse_destinations
+
+    plain = [(f"192.0.2.{i}", 80) for i in range(100)]
+    for odd in (
+        ("::1", 80),
+        "192.0.2.200:80",
+        ("::ffff:192.0.2.200", 80, 0, 0),
+        ["192.0.2.200", 80],
+    ):
+        got = parse_destinations([*plain, odd])
+        assert not isinstance(got, EndpointColumns)
+        assert got == parse_addresses([*plain, odd])
+    with pytest.raises(InvalidArgument, match="port"):
+        parse_destinations([*plain, ("192.0.2.200", 0)])
+    with pytest.raises(InvalidArgument, match="not an IP address"):
+        parse_destinations([*plain, ("192.0.2.0200", 80)])

@@ -129,6 +129,22 @@ def test_plan_is_reused_until_something_changes_the_order() -> None:
     assert later[-1] != second[0]
 
 
+def test_plan_cache_compares_the_endpoints_not_their_hashes() -> None:
+    """The plan cache finds a plan by its ends' hashes: a fresh list of equal endpoints (new
+    objects) gets the cached plan, a list whose ends only hash alike gets its own."""
+    options = make_options(local_addresses=None, history=None)
+    dests = [parse_address(("192.0.2.7", 80)), parse_address(("192.0.2.8", 80))]
+    first = plan_race(dests, options, 10.0)
+    fresh = [Endpoint(d.ip, d.port) for d in dests]
+    assert fresh[0] is not dests[0]
+    assert plan_race(fresh, options, 10.0) is first
+    alike = [Endpoint(ipaddress.ip_address("192.0.2.9"), 80), Endpoint(dests[1].ip, 81)]
+    for new, old in zip(alike, dests, strict=True):
+        object.__setattr__(new, "_hash", old._hash)  # a collision of the key's hashes
+    plan = plan_race(alike, options, 10.0)
+    assert [p.destination for p in plan] == alike
+
+
 def test_plan_follows_rtt_moves_between_two_successful_pairs() -> None:
     history = PairHistory()
     options = make_options(local_addresses=None, history=history)

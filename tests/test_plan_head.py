@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aioconnlist import PairHistory
-from aioconnlist._core.addresses import Endpoint, IPAddress
+from aioconnlist._core.addresses import Endpoint, EndpointColumns, IPAddress
 from aioconnlist._core.pairs import LocalAddress, Pair, SourceView
 from aioconnlist._core.planner import PlanHead, plan_head, plan_pairs
 from aioconnlist._core.race import Race
@@ -145,6 +145,85 @@ def test_the_head_is_the_full_plans_first_pairs(s: dict[str, object]) -> None:
     assert len({d.ip for d in probe.calls}) == len(probe.calls)  # no lookup twice
     assert len(probe.calls) <= s["max_probes"]  # type: ignore[operator]
     assert set(head) <= set(probed)
+
+
+def columns_of(dests: Sequence[Endpoint]) -> EndpointColumns:
+    distinct = list(dict.fromkeys(dests))
+    return EndpointColumns(tuple(d._int128 for d in distinct), tuple(d.port for d in distinct))
+
+
+V4_POOL = [a for a in DEST_POOL if ip(a).version == 4]
+
+
+@st.composite
+def v4_scenarios(draw: st.DrawFn) -> dict[str, object]:
+    kinds = draw(st.sampled_from([V4_POOL, V4_POOL[:4], V4_POOL[4:6], V4_POOL[6:], V4_POOL[3:]]))
+    ips = draw(st.lists(st.sampled_from(kinds), min_size=3, max_size=40))
+    ports = draw(st.lists(st.sampled_from([80, 443]), min_size=len(ips), max_size=len(ips)))
+    dests = [endpoint(a, p) for a, p in zip(ips, ports, strict=True)]
+    sources = [s for s in SOURCE_POOL if s is None or ip(s).version == 4]
+    table = {d.ip: draw(st.sampled_from(sources)) for d in dests}
+    history = None
+    if draw(st.booleans()):
+        history = PairHistory()
+        named = draw(st.lists(st.sampled_from(dests), max_size=12))
+        for d in named:
+            pair = Pair(None, d, None if table[d.ip] is None else ip(table[d.ip]))
+            if draw(st.booleans()):
+                history.record_success(pair, draw(st.sampled_from([0.001, 0.02, 0.3])), 990.0)
+            else:
+                history.record_failure(pair, "refused", 995.0)
+    return {
+        "dests": dests,
+        "table": {k: None if v is None else ip(v) for k, v in table.items()},
+        "history": history,
+        "interleave": draw(st.integers(0, 3)),
+        "count": draw(st.integers(2, 6)),
+    }
+
+
+@settings(max_examples=400, deadline=None)
+@given(v4_scenarios())
+def test_a_head_planned_by_columns_is_the_head_planned_by_endpoints(s: dict[str, object]) -> None:
+    """An IPv4 list as `EndpointColumns` (loopback, link-local, global, one kind or mixed,
+    history naming some): the same head, the same lookups in the same order, and only the
+    endpoints looked up are made."""
+    dests: list[Endpoint] = s["dests"]  # type: ignore[assignment]
+    table: dict[IPAddress, IPAddress | None] = s["table"]  # type: ignore[assignment]
+    heads = []
+    for given_as in (dests, columns_of(dests)):
+        probe = Probe(table)
+        got = plan_head(
+            given_as,
+            probe,
+            history=s["history"],  # type: ignore[arg-type]
+            now=1000.0,
+            interleave=s["interleave"],  # type: ignore[arg-type]
+            count=s["count"],  # type: ignore[arg-type]
+        )
+        heads.append((got, probe.calls))
+    assert heads[0] == heads[1]
+    columns = columns_of(dests)
+    plan_head(columns, Probe(table), history=s["history"], now=1000.0, count=s["count"])  # type: ignore[arg-type]
+    assert columns._all is None
+    assert len(columns._made) <= len(set(dests))
+
+
+def test_columns_naming_many_destinations_in_history_plan_as_endpoints() -> None:
+    """More than 8 destinations named by history (the column scan's other branch)."""
+    dests = [endpoint(f"192.0.2.{i}", 80) for i in range(1, 60)]
+    history = PairHistory()
+    for d in dests[5:30]:
+        history.record_success(Pair(None, d, ip("192.0.2.100")), 0.01 * (d.ip.packed[3] % 7), 990.0)
+    table: dict[IPAddress, IPAddress | None] = dict.fromkeys(
+        (d.ip for d in dests), ip("192.0.2.100")
+    )
+    results = []
+    for given_as in (dests, columns_of(dests)):
+        probe = Probe(table)
+        results.append((plan_head(given_as, probe, history=history, now=1000.0), probe.calls))
+    assert results[0][0] is not None
+    assert results[0] == results[1]
 
 
 def test_a_long_list_of_one_class_costs_one_lookup_per_pair_of_the_head() -> None:
@@ -288,6 +367,29 @@ async def test_a_long_list_whose_first_works_looks_up_only_the_head(listener: ob
     finally:
         sock.close()
     assert _probed(addresses) == 8  # HEAD_PAIRS
+
+
+async def test_a_fresh_list_whose_first_works_makes_only_the_heads_endpoints(
+    listener: object,
+) -> None:
+    """A fresh list of 1,000 (IPv4, port) tuples, the first works: the race reads the
+    endpoints of the plan's head (and the list's ends, the plan cache's key), not the rest
+    (the parsed list, as the parsed-list cache holds it)."""
+    import aioconnlist
+    from aioconnlist._core import addresses
+    from tests.support import Listener
+
+    assert isinstance(listener, Listener)
+    items = _long_list(listener.port, 0, 1000, 62)
+    sock = await aioconnlist.connect_by_list(items, history=PairHistory())
+    try:
+        assert sock.getpeername() == listener.address
+    finally:
+        sock.close()
+    columns = addresses._LIST_CACHE[(len(items), id(items[0]), id(items[-1]))][1]
+    assert isinstance(columns, EndpointColumns)
+    assert columns._all is None
+    assert len(columns._made) <= 8 + 1  # HEAD_PAIRS, the last
 
 
 @pytest.mark.both_loops

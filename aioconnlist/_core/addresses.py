@@ -8,14 +8,14 @@ Accepted forms: ``(ip, port)``, ``(ip6, port, flowinfo, scope_id)``,
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import itertools
 import socket
-from collections.abc import Iterable, Mapping
+import struct
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
-from operator import is_
-from typing import Any
+from operator import is_, itemgetter
+from typing import Any, overload
 
 from .errors import InvalidArgument
 from .records import FrozenRecord
@@ -331,7 +331,9 @@ def parse_address(value: object) -> Endpoint:
 # `_RECENT` misses (and is not kept when that does not make room): a stream of fresh long
 # lists, each parsed once, does not push out the long list a caller passes again and again.
 # Entries: (the items, their endpoints, `_list_misses` when last used, passed again since).
-_LIST_CACHE: dict[tuple[int, int, int], tuple[tuple[object, ...], list[Endpoint], int, bool]] = {}
+_LIST_CACHE: dict[
+    tuple[int, int, int], tuple[tuple[object, ...], Sequence[Endpoint], int, bool]
+] = {}
 _RECENT = 8
 _list_misses = 0
 # A list longer than `LONG_LIST` is kept only when it is seen a second time (its length and
@@ -363,6 +365,14 @@ _list_cache_endpoints = 0
 
 def parse_addresses(values: Iterable[object] | object) -> list[Endpoint]:
     """Parse a list of addresses; an empty list is an error. Duplicates are dropped."""
+    parsed = parse_destinations(values)
+    return parsed if type(parsed) is list else list(parsed)
+
+
+def parse_destinations(values: Iterable[object] | object) -> Sequence[Endpoint]:
+    """`parse_addresses`, where a long list of plain IPv4 tuples may come back as
+    `EndpointColumns` (its endpoints made when read); any other result is the caller's own
+    list."""
     kind = type(values)
     if kind is list or kind is tuple:
         items: list[object] | tuple[object, ...] = values  # type: ignore[assignment]
@@ -372,7 +382,7 @@ def parse_addresses(values: Iterable[object] | object) -> list[Endpoint]:
             if hit is not None and all(map(is_, items, hit[0])):
                 if _LIST_CACHE.pop(key, None) is not None:
                     _LIST_CACHE[key] = (hit[0], hit[1], _list_misses, True)  # most recent last
-                return list(hit[1])
+                return hit[1] if type(hit[1]) is EndpointColumns else list(hit[1])
             return _parse_list(items, key)
     elif isinstance(values, (str, bytes, bytearray, Endpoint, Mapping)) or not isinstance(
         values, Iterable
@@ -388,39 +398,126 @@ def parse_addresses(values: Iterable[object] | object) -> list[Endpoint]:
     return list(seen)
 
 
-# Parsed a column at a time a list pays a fixed cost (sets, zip, partial: ~10 µs) and less per
+# Parsed a column at a time a list pays a fixed cost (sets, zip, join: ~10 µs) and less per
 # address than item by item: it pays off from about 64 fresh addresses on (4: 17 against 7 µs;
 # 64: even; 1,000: 1.5 against 2.1 ms).
 _COLUMN_MIN = 64
+_V4_MASK = 0xFFFFFFFF
 
 
-def _plain_v4(items: list[object] | tuple[object, ...]) -> list[Endpoint] | None:
+class EndpointColumns(Sequence[Endpoint]):
+    """A parsed list of distinct IPv4 endpoints, kept as two columns (``int128s``: each
+    address as `Endpoint._int128`, ``ports``); an `Endpoint` is made when first read.
+
+    A long fresh list costs its validation, not one `Endpoint` (and ``IPv4Address``) per
+    address: the head of its plan reads a few of them (`plan_head`), the rest are made only if
+    the race needs its full plan (iteration makes them all, once). Immutable, and equal to any
+    list or tuple of the same endpoints."""
+
+    __slots__ = ("_all", "_made", "int128s", "ports")
+
+    def __init__(self, int128s: tuple[int, ...], ports: tuple[int, ...]) -> None:
+        self.int128s = int128s
+        self.ports = ports
+        self._made: dict[int, Endpoint] = {}
+        self._all: list[Endpoint] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ports)
+
+    @overload
+    def __getitem__(self, index: int) -> Endpoint: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Endpoint]: ...
+
+    def __getitem__(self, index: int | slice) -> Endpoint | list[Endpoint]:
+        made = self._all
+        if made is not None:
+            return made[index]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self.ports)))]
+        if index < 0:
+            index += len(self.ports)
+        endpoint = self._made.get(index)
+        if endpoint is None:
+            if not 0 <= index < len(self.ports):
+                raise IndexError("EndpointColumns index out of range")
+            endpoint = _endpoint_v4(self.int128s[index] & _V4_MASK, self.ports[index])
+            endpoint = self._made.setdefault(index, endpoint)
+        return endpoint
+
+    def endpoints(self) -> list[Endpoint]:
+        """Every endpoint (made now if not yet; those already read are kept: the same
+        objects)."""
+        made = self._all
+        if made is None:
+            made = list(map(_endpoint_v4, map(_V4_MASK.__and__, self.int128s), self.ports))
+            for i, endpoint in list(self._made.items()):
+                made[i] = endpoint
+            self._all = made
+        return made
+
+    def __iter__(self) -> Iterator[Endpoint]:
+        return iter(self.endpoints())
+
+    def __eq__(self, other: object) -> bool:
+        if other is self:
+            return True
+        if isinstance(other, EndpointColumns):
+            return self.ports == other.ports and self.int128s == other.int128s
+        if isinstance(other, (list, tuple)):
+            return len(other) == len(self.ports) and self.endpoints() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"EndpointColumns({len(self.ports)} endpoints: {shown(self[:3])}...)"
+
+
+def int128s(destinations: Sequence[Endpoint]) -> Iterable[int]:
+    """Each destination's `Endpoint._int128`, without making the endpoints of a column list."""
+    if type(destinations) is EndpointColumns:
+        return destinations.int128s
+    return (d._int128 for d in destinations)
+
+
+def _plain_v4(items: list[object] | tuple[object, ...]) -> EndpointColumns | None:
     """The endpoints of a list made only of (IPv4 dotted quad, port) tuples of exact types
     (deduplicated, first kept), checked and converted a column at a time; None for any other
     list. ``inet_pton`` accepts exactly the dotted quads ``ipaddress`` does (four decimal
-    octets, no leading zeros), so the endpoints are those the general parse gives."""
+    octets, no leading zeros): each address has one accepted spelling, so the items are
+    deduplicated as they are, and the endpoints are those the general parse gives."""
     rows: Any = items
     if set(map(type, rows)) != {tuple} or set(map(len, rows)) != {2}:
         return None
-    hosts, ports = zip(*rows, strict=True)
+    try:
+        distinct = dict.fromkeys(rows)
+    except TypeError:  # unhashable parts: not plain
+        return None
+    hosts = tuple(map(_FIRST, distinct))
+    ports = tuple(map(_SECOND, distinct))
     if set(map(type, hosts)) != {str} or set(map(type, ports)) != {int}:
         return None
     if min(ports) <= 0 or max(ports) >= 65536:
         return None
     try:
-        packed = list(map(functools.partial(socket.inet_pton, socket.AF_INET), hosts))
+        packed = list(map(socket.inet_pton, itertools.repeat(socket.AF_INET), hosts))
     except (OSError, ValueError):  # not all IPv4 (or one malformed): the general parse
         return None
-    from_bytes: Any = int.from_bytes
-    # duplicates dropped on (address, port), hashed in C, before any Endpoint is made
-    ints = map(from_bytes, packed, itertools.repeat("big"))
-    distinct = dict.fromkeys(zip(ints, ports, strict=True))
-    return list(itertools.starmap(_endpoint_v4, distinct))
+    # each address behind b"\0\0\xff\xff": 8 bytes that read as its `Endpoint._int128`
+    int128s = struct.unpack(f">{len(hosts)}Q", _MAPPED_PREFIX + _MAPPED_PREFIX.join(packed))
+    return EndpointColumns(int128s, ports)
+
+
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+_MAPPED_PREFIX = b"\0\0\xff\xff"
 
 
 def _parse_list(
     items: list[object] | tuple[object, ...], key: tuple[int, int, int]
-) -> list[Endpoint]:
+) -> Sequence[Endpoint]:
     plain = _plain_v4(items) if len(items) > _COLUMN_MIN else None
     if plain is not None:
         return _keep_list(items, key, plain)
@@ -459,9 +556,12 @@ def _parse_list(
 
 
 def _keep_list(
-    items: list[object] | tuple[object, ...], key: tuple[int, int, int], result: list[Endpoint]
-) -> list[Endpoint]:
-    """Cache ``result``, the endpoints of the deeply immutable ``items``; a copy of it."""
+    items: list[object] | tuple[object, ...],
+    key: tuple[int, int, int],
+    result: Sequence[Endpoint],
+) -> Sequence[Endpoint]:
+    """Cache ``result``, the endpoints of the deeply immutable ``items``; a copy of it (or
+    itself: `EndpointColumns` cannot be changed)."""
     global _list_cache_endpoints, _list_misses
     _list_misses += 1
     if len(items) > LIST_CACHE_ENDPOINTS:
@@ -496,4 +596,4 @@ def _keep_list(
         _list_cache_endpoints -= len(_LIST_CACHE.pop(next(iter(_LIST_CACHE)))[0])
     _LIST_CACHE[key] = (tuple(items), result, _list_misses, False)
     _list_cache_endpoints += len(items)
-    return list(result)
+    return result if type(result) is EndpointColumns else list(result)

@@ -51,7 +51,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import TypeVar
 
-from .addresses import Endpoint, IPAddress
+from .addresses import Endpoint, EndpointColumns, IPAddress
 from .errors import InvalidArgument
 from .history import PairHistory
 from .pairs import (
@@ -460,7 +460,7 @@ class _Merge:
 
     def __init__(
         self,
-        buckets: dict[tuple[int, ...], list[int]],
+        buckets: Mapping[tuple[int, ...], Sequence[int]],
         rule9_bound: int,
         exact: Callable[[int], tuple[object, ...] | None],
         with_history: bool,
@@ -507,6 +507,100 @@ class _Merge:
         return key[-1]  # type: ignore[return-value]
 
 
+def _buckets(
+    destinations: Sequence[Endpoint], evidence: frozenset[int]
+) -> tuple[list[Endpoint], list[int], list[int], list[int], dict[tuple[int, ...], list[int]]]:
+    """The usable distinct destinations, and their indices: those history names (``evidence``)
+    and the others in the bucket of their key's lower bound (IPv4 link, IPv4 global, IPv6 by
+    bound); raises `_GiveUp` when one has a zone."""
+    v4_link: list[int] = []
+    v4_global: list[int] = []
+    v6_buckets: dict[tuple[int, ...], list[int]] = {}
+    first: list[int] = []
+    v6_bound = lru_cache(maxsize=64)(_v6_bound)
+    dests: list[Endpoint] = []  # `_usable_destinations`, inline: one pass over a long list
+    i = 0
+    for d in dict.fromkeys(destinations):
+        if d.scope_id:
+            raise _GiveUp
+        n = d._int128
+        if n >> 32 == 0xFFFF:
+            if evidence and n in evidence:
+                first.append(i)
+            elif n >> 24 & 0xFF == 127 or n >> 16 & 0xFFFF == 0xA9FE:
+                v4_link.append(i)
+            else:
+                v4_global.append(i)
+        elif n >> 118 == 0x3FA:
+            continue  # link-local without a zone: not usable (`destination_usable`)
+        elif evidence and n in evidence:
+            first.append(i)
+        else:
+            # rules 6 and 8 read no bit past /64, but for ::1 and ::/96 (the low 64 bits)
+            v6_buckets.setdefault(v6_bound(n >> 64 << 64 if n >> 64 else n), []).append(i)
+        dests.append(d)
+        i += 1
+    return dests, first, v4_link, v4_global, v6_buckets
+
+
+# IPv4 loopback (127/8) and link-local (169.254/16), as `Endpoint._int128` ranges
+_V4_LOOP = (0xFFFF7F000000, 0xFFFF7FFFFFFF)
+_V4_LL = (0xFFFFA9FE0000, 0xFFFFA9FEFFFF)
+
+
+def _v4_buckets(
+    int128s: tuple[int, ...], evidence: frozenset[int]
+) -> tuple[list[int], Sequence[int], Sequence[int]]:
+    """`_buckets` of distinct IPv4 destinations (their `Endpoint._int128` column): the indices
+    history names, then the others in the link and global buckets; a column whose
+    addresses are all of one kind costs no step per address."""
+    first: list[int] = []
+    present = evidence.intersection(int128s) if evidence else frozenset()
+    if len(present) <= 8:  # found by C scans of the column
+        for n in present:
+            try:
+                i = int128s.index(n)
+                while True:
+                    first.append(i)
+                    i = int128s.index(n, i + 1)
+            except ValueError:
+                pass
+        first.sort()
+    else:
+        first = [i for i, n in enumerate(int128s) if n in present]
+    (loop_lo, loop_hi), (ll_lo, ll_hi) = _V4_LOOP, _V4_LL
+    lo, hi = min(int128s), max(int128s)
+    if (loop_lo <= lo and hi <= loop_hi) or (ll_lo <= lo and hi <= ll_hi):
+        return first, _without(len(int128s), first), []
+    if hi < loop_lo or lo > ll_hi or (loop_hi < lo and hi < ll_lo):
+        return first, [], _without(len(int128s), first)
+    named = set(first)
+    link = [
+        i
+        for i, n in enumerate(int128s)
+        if (loop_lo <= n <= loop_hi or ll_lo <= n <= ll_hi) and i not in named
+    ]
+    wide = [
+        i
+        for i, n in enumerate(int128s)
+        if not (loop_lo <= n <= loop_hi or ll_lo <= n <= ll_hi) and i not in named
+    ]
+    return first, link, wide
+
+
+def _without(count: int, skipped: list[int]) -> Sequence[int]:
+    """``range(count)`` without the sorted indices ``skipped``."""
+    if not skipped:
+        return range(count)
+    kept: list[int] = []
+    start = 0
+    for i in skipped:
+        kept.extend(range(start, i))
+        start = i + 1
+    kept.extend(range(start, count))
+    return kept
+
+
 def plan_head(
     destinations: Sequence[Endpoint],
     kernel_source: Callable[[Endpoint], IPAddress | None],
@@ -537,36 +631,25 @@ def plan_head(
             return None
         evidence = known
         demoted = history.demoted_paths(now)
-    v4_link: list[int] = []
-    v4_global: list[int] = []
+    dests: Sequence[Endpoint]
+    first: list[int]
+    v4_link: Sequence[int]
+    v4_global: Sequence[int]
     v6_buckets: dict[tuple[int, ...], list[int]] = {}
-    first: list[int] = []
-    v6_bound = lru_cache(maxsize=64)(_v6_bound)
-    dests: list[Endpoint] = []  # `_usable_destinations`, inline: one pass over a long list
-    i = 0
-    for d in dict.fromkeys(destinations):
-        if d.scope_id:
+    if type(destinations) is EndpointColumns:  # distinct IPv4 addresses: by columns
+        first, v4_link, v4_global = _v4_buckets(destinations.int128s, evidence)
+        dests = destinations
+    else:
+        try:
+            dests, first, v4_link, v4_global, v6_buckets = _buckets(destinations, evidence)
+        except _GiveUp:  # a zone
             return None
-        n = d._int128
-        if n >> 32 == 0xFFFF:
-            if evidence and n in evidence:
-                first.append(i)
-            elif n >> 24 & 0xFF == 127 or n >> 16 & 0xFFFF == 0xA9FE:
-                v4_link.append(i)
-            else:
-                v4_global.append(i)
-        elif n >> 118 == 0x3FA:
-            continue  # link-local without a zone: not usable (`destination_usable`)
-        elif evidence and n in evidence:
-            first.append(i)
-        else:
-            # rules 6 and 8 read no bit past /64, but for ::1 and ::/96 (the low 64 bits)
-            v6_buckets.setdefault(v6_bound(n >> 64 << 64 if n >> 64 else n), []).append(i)
-        dests.append(d)
-        i += 1
     if len(dests) <= count:
         return None
-    buckets = ({_V4_LINK: v4_link, _V4_GLOBAL: v4_global}, v6_buckets)
+    buckets: tuple[Mapping[tuple[int, ...], Sequence[int]], ...] = (
+        {_V4_LINK: v4_link, _V4_GLOBAL: v4_global},
+        v6_buckets,
+    )
     pairs: dict[int, Pair] = {}
     probed: list[Pair] = []
     by_ip: dict[IPAddress, IPAddress | None] = {}

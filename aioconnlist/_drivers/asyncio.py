@@ -30,7 +30,7 @@ import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from .._core.addresses import Endpoint
+from .._core.addresses import Endpoint, EndpointColumns
 from .._core.errors import ConnectTimeout, InvalidArgument
 from .._core.events import Attempt
 from .._core.options import Options
@@ -302,7 +302,9 @@ async def race(
     loop = asyncio.get_running_loop()
     factory = socket_factory or default_socket_factory
     start = loop.time()
-    known = list(destinations)
+    # a list's `EndpointColumns` kept as it is: immutable, its endpoints made when read
+    lazy = type(destinations) is EndpointColumns and more_destinations is None
+    known = destinations if lazy else list(destinations)
     if nat64_needed(known):
         known = list(await through_nat64_async(known, loop))
     head = more_destinations is None  # a long list: its head first (`Race.needs_tail`)
@@ -321,7 +323,7 @@ async def _run(
     factory: SocketFactory,
     loop: asyncio.AbstractEventLoop,
     in_flight: tuple[Attempt, socket.socket, tuple[Any, ...]] | None,
-    known: list[Endpoint],
+    known: Sequence[Endpoint],
     more_destinations: AsyncIterator[Sequence[Endpoint]] | None,
 ) -> tuple[socket.socket, Pair]:
     """Drive ``state`` until it ends; ``in_flight``: an attempt whose connect already began."""
@@ -358,6 +360,7 @@ async def _run(
                     feed = asyncio.ensure_future(_next_batch(more_destinations))
                     feed.add_done_callback(attempts.notify)
                     seen = set(known)
+                    assert isinstance(known, list)  # (`race` copied it)
                     known.extend(d for d in batch if d not in seen)
                     state.add_pairs(await _plan(known, options, now, loop), now)
                     now = loop.time()
@@ -442,7 +445,7 @@ _LARGE_PLAN = 2048
 
 
 async def _plan(
-    destinations: list[Endpoint],
+    destinations: Sequence[Endpoint],
     options: Options,
     now: float,
     loop: asyncio.AbstractEventLoop,
@@ -494,7 +497,7 @@ async def _first_attempt(
     factory: SocketFactory,
     loop: asyncio.AbstractEventLoop,
     origin: float,
-    known: list[Endpoint],
+    known: Sequence[Endpoint],
 ) -> tuple[socket.socket, Pair]:
     """The race while its first attempt is the only one: no task, no `_Attempts`; the
     deadline still holds. (``known``: the destinations, whose full plan the race may need.)

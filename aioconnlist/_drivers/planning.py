@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._core import history as _history
-from .._core.addresses import LONG_LIST, Endpoint, IPAddress, seen_before
+from .._core.addresses import LONG_LIST, Endpoint, EndpointColumns, IPAddress, int128s, seen_before
 from .._core.errors import (
     RESOURCE_ERRNOS,
     ConnectError,
@@ -159,7 +159,14 @@ def _before_addresses() -> bool:
     cache) is over, unless they were read otherwise: the plans of a process's first races take
     the kernel's choice of source alone, with no interface enumeration (two netlink dumps) on
     their path; alternate sources join the plans from then on."""
-    return not _followed.is_set() and not sources.local_addresses_read()
+    global _addresses_known
+    if _followed.is_set() or sources.local_addresses_read():
+        _addresses_known = True  # for good: neither turns back (a fork keeps a set event)
+        return False
+    return True
+
+
+_addresses_known = False  # `_before_addresses` turned false (a look at a global per plan)
 
 
 _seen_network = False
@@ -188,7 +195,7 @@ if hasattr(os, "register_at_fork"):
 
 @positional_record
 class _CachedPlan:
-    destinations: list[Endpoint]
+    destinations: Sequence[Endpoint]  # a list, or `EndpointColumns` (immutable: kept as is)
     sources_generation: tuple[int, ...]
     sources_until: float  # time.monotonic() scale
     # None: the plan does not depend on history (at most one pair); else its order_version,
@@ -253,7 +260,8 @@ def plan_race(
     if not _started:
         _start()
     if (
-        options.local_addresses == "auto"
+        not _addresses_known
+        and options.local_addresses == "auto"
         and head
         and _before_addresses()
         and _no_evidence(options.history, destinations)
@@ -261,7 +269,7 @@ def plan_race(
         kernel = options.replace(local_addresses=None)
         return _alternates_later(plan_race(destinations, kernel, now, stop=stop, head=True))
     history = options.history
-    if head and len(destinations) > HEAD_MIN:  # (a short list is planned in full)
+    if head and len(destinations) > HEAD_MIN:
         first = head_of_plan(destinations, options, now)
         if first is not None:
             return first
@@ -303,7 +311,7 @@ def _no_evidence(history: PairHistory | None, destinations: Sequence[Endpoint]) 
     if history is None:
         return True
     known = history.evidence_destinations()
-    return known is not None and not any(d._int128 in known for d in destinations)
+    return known is not None and known.isdisjoint(int128s(destinations))
 
 
 def _alternates_later(kernel: list[Pair]) -> PlanHead:
@@ -428,7 +436,7 @@ def _keep(
                 return
         _plan_misses += 1
         entry = _CachedPlan(
-            list(destinations),
+            destinations if type(destinations) is EndpointColumns else list(destinations),
             generation,
             sources_until,
             version,
@@ -465,10 +473,13 @@ def _keep(
 
 
 def _key(destinations: Sequence[Endpoint], options: Options, head: bool = False) -> _PlanKey:
+    # The end endpoints by their hashes, not themselves: a fresh list's endpoints are new
+    # objects, and each lookup, LRU move and store would compare them field by field (a Python
+    # __eq__ and ipaddress's per endpoint, seven times a plan); a hit compares the list anyway.
     return (
         len(destinations),
-        destinations[0],
-        destinations[-1],
+        destinations[0]._hash,
+        destinations[-1]._hash,
         "head" if head else options.local_addresses,  # (a head: modes "kernel" and "auto")
         options.interleave,
         options.sort,
@@ -502,7 +513,7 @@ def cached_plan(
     ):
         cached.used = _plan_misses
         cached.hit = True
-        # (already the most recently used, the everyday repeat: no key hashed three times more)
+        # (already the most recently used, the everyday repeat: no lock, no three lookups more)
         if len(_PLAN_CACHE) > 1 and next(reversed(_PLAN_CACHE.values())) is not cached:
             with _PLAN_LOCK:  # most recently used last
                 if _PLAN_CACHE.get(key) is cached:
