@@ -12,6 +12,7 @@ from aioconnlist import DEFAULT_HISTORY, InvalidArgument, PairHistory
 from aioconnlist._core.addresses import parse_address
 from aioconnlist._core.history import FAILURE_RANK, SUCCESS_RANK
 from aioconnlist._core.pairs import LocalAddress, Pair
+from aioconnlist._core.rfc6724 import as_int128
 
 ip = ipaddress.ip_address
 S6 = ip("2001:db8:1::10")
@@ -288,3 +289,20 @@ def test_thread_safety() -> None:
     # every success was counted exactly once, and a constant RTT smooths to itself
     assert sum(s.samples for s in snap) == threads_n * rounds
     assert all(s.srtt == 1.0 for s in snap)
+
+
+def test_evidence_sources_names_the_sources_of_successes_and_refuses_with_a_failure() -> None:
+    """What a process's first plans ask before reading the machine's addresses: the sources
+    through which only successes are known for the destinations asked (none: an empty set),
+    and None once one of them has a failure, even an old one."""
+    h = PairHistory()
+    dest = lambda p: p.destination._int128  # noqa: E731
+    assert h.evidence_sources([dest(A), dest(V4)]) == frozenset()
+    h.record_success(A, 0.01, now=0.0)
+    h.record_success(V4, 0.01, now=0.0)
+    h.record_failure(B, "refused", now=0.0)
+    assert h.evidence_sources([dest(A), dest(V4)]) == {as_int128(S6), as_int128(S4)}
+    assert h.evidence_sources([dest(C)]) == frozenset()
+    assert h.evidence_sources([dest(A), dest(B)]) is None
+    h.record_success(B, 0.01, now=1.0)  # a success after it: the failure is still known
+    assert h.evidence_sources([dest(B)]) is None

@@ -356,17 +356,23 @@ def _probed(addresses: Sequence[tuple[str, int]]) -> int:
 async def test_a_long_list_whose_first_works_looks_up_only_the_head(listener: object) -> None:
     """5,000 addresses, the first works: one connect, and the kernel's source of only the
     plan's head was looked up (not of every destination)."""
+    addresses = await _connect_to_the_first(listener, 5000, 61)
+    assert _probed(addresses) == 8  # HEAD_PAIRS
+
+
+async def _connect_to_the_first(listener: object, n: int, second: int) -> list[tuple[str, int]]:
+    """Connect to a fresh list of ``n`` addresses whose first is ``listener``'s; the list."""
     import aioconnlist
     from tests.support import Listener
 
     assert isinstance(listener, Listener)
-    addresses = _long_list(listener.port, 0, 5000, 61)
-    sock = await aioconnlist.connect_by_list(addresses, history=PairHistory())
+    items = _long_list(listener.port, 0, n, second)
+    sock = await aioconnlist.connect_by_list(items, history=PairHistory())
     try:
         assert sock.getpeername() == listener.address
     finally:
         sock.close()
-    assert _probed(addresses) == 8  # HEAD_PAIRS
+    return items
 
 
 async def test_a_fresh_list_whose_first_works_makes_only_the_heads_endpoints(
@@ -375,17 +381,9 @@ async def test_a_fresh_list_whose_first_works_makes_only_the_heads_endpoints(
     """A fresh list of 1,000 (IPv4, port) tuples, the first works: the race reads the
     endpoints of the plan's head (and the list's ends, the plan cache's key), not the rest
     (the parsed list, as the parsed-list cache holds it)."""
-    import aioconnlist
     from aioconnlist._core import addresses
-    from tests.support import Listener
 
-    assert isinstance(listener, Listener)
-    items = _long_list(listener.port, 0, 1000, 62)
-    sock = await aioconnlist.connect_by_list(items, history=PairHistory())
-    try:
-        assert sock.getpeername() == listener.address
-    finally:
-        sock.close()
+    items = await _connect_to_the_first(listener, 1000, 62)
     columns = addresses._LIST_CACHE[(len(items), id(items[0]), id(items[-1]))][1]
     assert isinstance(columns, EndpointColumns)
     assert columns._all is None

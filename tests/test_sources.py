@@ -677,6 +677,50 @@ def test_auto_plans_take_alternates_once_the_watcher_read_the_addresses() -> Non
     assert out == ["True", "True", "True", "False", "True", "True", "True"], out
 
 
+def test_a_process_s_next_races_after_a_success_still_plan_the_kernel_s_choice_alone() -> None:
+    """Before the watcher's first go at the network, a destination the history knows only
+    successes of, through the kernel's choice, is planned as before: the kernel-mode plan as
+    the head of the full plan, no enumeration (a fresh process's second connect paid two
+    netlink dumps for a plan with the same first pair). Evidence that could put an alternate
+    first gets the full plan at once: a failure, or a success through another source."""
+    code = textwrap.dedent(
+        """
+        import ipaddress
+        from aioconnlist._io import sources
+        from aioconnlist._drivers import planning
+        from aioconnlist._core.addresses import parse_address
+        from aioconnlist._core.history import PairHistory
+        from aioconnlist._core.options import make_options
+        from aioconnlist._core.pairs import LocalAddress, Pair
+        def plans(record):
+            history = PairHistory()
+            dests = [parse_address("127.0.0.1:9"), parse_address("127.0.0.2:9")]
+            kernel_mode = make_options(local_addresses=None, history=history)
+            kernel = planning.plan_race(dests, kernel_mode, 0.0)
+            record(history, kernel)
+            first = planning.plan_race(dests, make_options(history=history), 1.0, head=True)
+            kernel = planning.plan_race(dests, kernel_mode, 1.0)  # (history may reorder it)
+            return type(first).__name__ == "PlanHead" and first.more == 0 and first == kernel
+        def succeeded(history, kernel):
+            history.record_success(kernel[1], 0.001, 0.5)
+        def failed(history, kernel):
+            history.record_failure(kernel[1], "refused", 0.5)
+        def elsewhere(history, kernel):
+            other = LocalAddress(ipaddress.ip_address("127.0.0.3"))
+            history.record_success(Pair(other, kernel[1].destination), 0.001, 0.5)
+        print(plans(lambda history, kernel: None), plans(succeeded), sources.local_addresses_read())
+        print(plans(elsewhere), planning._before_addresses())  # (the addresses read for it)
+        planning._addresses_known = False  # (and forgotten: the same for a failure)
+        sources.invalidate()
+        print(plans(failed))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    assert out == ["True", "True", "False", "False", "False", "False"], out
+
+
 def test_the_async_api_loads_only_what_a_first_connect_runs() -> None:
     """The drivers' import (what ``aioconnlist.connect_by_list`` loads) creates no dataclass and
     loads neither the history file's machinery (json, hashlib's OpenSSL bindings) nor the

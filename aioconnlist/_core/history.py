@@ -615,6 +615,24 @@ class PairHistory:
                 return None
             return frozenset(k[1] for k in self._pairs) | frozenset(k[1] for k in self._kernel)
 
+    def evidence_sources(self, destinations: Iterable[int]) -> frozenset[int] | None:
+        """The sources (128-bit integers; -1: unknown) of the successes and kernel RTTs this
+        history holds for ``destinations`` (128-bit integers), when it holds nothing else for
+        them. ``None`` when it may hold evidence against one of them: a failure (expired or
+        not), or records loaded from a file and still unmatched (found by a keyed hash)."""
+        wanted = frozenset(destinations)
+        with self._lock:
+            if self._dormant:
+                return None
+            found = set()
+            for key, rec in self._pairs.items():
+                if key[1] in wanted:
+                    if rec.failures or rec.last_failure is not None:
+                        return None
+                    found.add(key[0])
+            found.update(k[0] for k in self._kernel if k[1] in wanted)
+            return frozenset(found)
+
     def rto(self, pair: Pair, now: float) -> float | None:
         """srtt + 4*rttvar of the pair's successes, ``None`` when unknown or expired (or when a
         failure is more recent than the last success)."""

@@ -260,14 +260,14 @@ def plan_race(
     if not _started:
         _start()
     if (
-        not _addresses_known
-        and options.local_addresses == "auto"
-        and head
-        and _before_addresses()
-        and _no_evidence(options.history, destinations)
+        not _addresses_known and options.local_addresses == "auto" and head and _before_addresses()
     ):  # a process's first races: the kernel's choice first, alternates when needed
-        kernel = options.replace(local_addresses=None)
-        return _alternates_later(plan_race(destinations, kernel, now, stop=stop, head=True))
+        known = _evidence_sources(options.history, destinations)
+        if known is not None:
+            kernel = options.replace(local_addresses=None)
+            planned = plan_race(destinations, kernel, now, stop=stop, head=True)
+            if not known or (type(planned) is list and known <= _sources_of(planned)):
+                return _alternates_later(planned)
     history = options.history
     if head and len(destinations) > HEAD_MIN:
         first = head_of_plan(destinations, options, now)
@@ -305,13 +305,21 @@ def plan_race(
     return pairs
 
 
-def _no_evidence(history: PairHistory | None, destinations: Sequence[Endpoint]) -> bool:
-    """Whether ``history`` knows nothing of ``destinations`` (then the healthy kernel's-choice
-    pairs come first in the full plan, alternates after them)."""
+def _evidence_sources(
+    history: PairHistory | None, destinations: Sequence[Endpoint]
+) -> frozenset[int] | None:
+    """The sources of ``history``'s evidence for ``destinations`` when it is all successes
+    (empty: no evidence; None: maybe evidence against one of them). A kernel's-choice plan
+    is then the head of the full plan: alternate sources, of which it knows nothing, rank
+    after pairs that connected and after the healthy kernel's-choice pairs."""
     if history is None:
-        return True
-    known = history.evidence_destinations()
-    return known is not None and known.isdisjoint(int128s(destinations))
+        return frozenset()
+    return history.evidence_sources(int128s(destinations))
+
+
+def _sources_of(pairs: list[Pair]) -> frozenset[int]:
+    """The sources of ``pairs`` as history keys them (-1: unknown)."""
+    return frozenset(_history._pair_key(p)[0] for p in pairs)
 
 
 def _alternates_later(kernel: list[Pair]) -> PlanHead:
