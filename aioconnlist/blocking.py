@@ -234,6 +234,8 @@ _DOUBLED_ON_GET = (
 )
 _SO_ACCEPTCONN: int | None = getattr(socket, "SO_ACCEPTCONN", None)
 _TCP_FASTOPEN_CONNECT: int | None = getattr(socket, "TCP_FASTOPEN_CONNECT", 30 if _LINUX else None)
+_IPPROTO_TCP = int(socket.IPPROTO_TCP)
+_SOCK_STREAM = int(socket.SOCK_STREAM)
 _UNSPECIFIED = ("0.0.0.0", "::")
 _AF_INET = int(socket.AF_INET)
 _AF_INET6 = int(socket.AF_INET6)
@@ -414,26 +416,22 @@ def _copy_more_options(caller: socket.socket, new: socket.socket) -> None:
 _raw_family = _socket.socket.family.__get__
 
 
-def _kind_and_fast_open(sock: socket.socket, fd: int) -> tuple[int, bool | None]:
-    """The socket's type and whether ``TCP_FASTOPEN_CONNECT`` is on (None: not known here).
+_NOT_OPEN = (errno.ENOTSOCK, errno.EBADF)
 
-    ``TCP_FASTOPEN_CONNECT`` is read first: a socket that answers a TCP-level option is a TCP
-    (or MPTCP) stream socket, so its type need not be read as well; any other (an older
-    kernel, MPTCP without the option, not TCP at all) answers ``SO_TYPE``."""
+
+def _not_a_socket(fd: int, exc: OSError) -> NotASocket:
+    return NotASocket(f"sock (fd {fd}) is not an open socket: {exc.strerror}")
+
+
+def _socket_type(sock: socket.socket, fd: int) -> int:
+    """``SO_TYPE`` (`NotASocket` when ``fd`` is not an open socket)."""
     try:
-        if _TCP_FASTOPEN_CONNECT is not None:
-            try:
-                return socket.SOCK_STREAM, bool(
-                    sock.getsockopt(socket.IPPROTO_TCP, _TCP_FASTOPEN_CONNECT)
-                )
-            except OSError as exc:
-                if exc.errno in (errno.ENOTSOCK, errno.EBADF):
-                    raise
-        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE), None
+        kind: int = sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
     except OSError as exc:
-        if exc.errno in (errno.ENOTSOCK, errno.EBADF):
-            raise NotASocket(f"sock (fd {fd}) is not an open socket: {exc.strerror}") from exc
+        if exc.errno in _NOT_OPEN:
+            raise _not_a_socket(fd, exc) from exc
         raise
+    return kind
 
 
 def _inspect(sock: object) -> _CallerSocket:
@@ -443,17 +441,31 @@ def _inspect(sock: object) -> _CallerSocket:
     fd = sock.fileno()
     if fd < 0:
         raise NotASocket("sock is closed")
-    kind, fast_open = _kind_and_fast_open(sock, fd)
+    # ``TCP_FASTOPEN_CONNECT`` first: a socket that answers a TCP-level option is a TCP (or
+    # MPTCP) stream socket, so its type need not be read as well; any other (an older kernel,
+    # MPTCP without the option, not TCP at all) answers ``SO_TYPE``.
+    fast_open = 0
+    if _TCP_FASTOPEN_CONNECT is None:
+        kind = _socket_type(sock, fd)
+    else:
+        try:
+            fast_open = sock.getsockopt(_IPPROTO_TCP, _TCP_FASTOPEN_CONNECT)
+            kind = _SOCK_STREAM
+        except OSError as exc:
+            if exc.errno in _NOT_OPEN:
+                raise _not_a_socket(fd, exc) from exc
+            kind = _socket_type(sock, fd)
     family = _raw_family(sock)
     if family not in _BOTH_FAMILIES:
         raise InvalidArgument(
             f"sock must be an AF_INET or AF_INET6 socket, not family {sock.family}"
         )
-    if kind != socket.SOCK_STREAM:
+    if kind != _SOCK_STREAM:
         raise InvalidArgument(f"sock must be a SOCK_STREAM (TCP) socket, not type {kind}")
-    ssl = sys.modules.get("ssl")
-    if ssl is not None and isinstance(sock, ssl.SSLSocket):
-        raise InvalidArgument("sock is TLS-wrapped; connect a plain socket, then wrap it")
+    if type(sock) is not socket.socket:  # (a subclass: an ssl.SSLSocket, maybe)
+        ssl = sys.modules.get("ssl")
+        if ssl is not None and isinstance(sock, ssl.SSLSocket):
+            raise InvalidArgument("sock is TLS-wrapped; connect a plain socket, then wrap it")
     local = sock.getsockname()
     if local[1] != 0 or local[0] not in _UNSPECIFIED:
         # Listening and connected sockets are bound too: say which it is.
@@ -465,14 +477,12 @@ def _inspect(sock: object) -> _CallerSocket:
             raise InvalidArgument(f"sock is already bound (or connecting) to {local}") from None
         raise InvalidArgument(f"sock is already connected to {peer}")
     proto = sock.proto
-    v6only = family == socket.AF_INET6 and bool(
-        sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
-    )
+    v6only = family == _AF_INET6 and bool(sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
     defaults = _defaults.get((family, kind, proto)) or _learn_defaults(family, kind, proto)
     getsockopt = sock.getsockopt
     early: dict[int, OptionValue] = {}
     for i, level, option, size in defaults.early_specs:
-        early[i] = getsockopt(level, option, size) if size else getsockopt(level, option)
+        early[i] = getsockopt(level, option, size)  # (size 0: an int option, as when left out)
     return _CallerSocket(
         sock,
         fd,
@@ -481,7 +491,7 @@ def _inspect(sock: object) -> _CallerSocket:
         proto,
         v6only,
         sock.gettimeout(),
-        not fast_open,  # (None: the option is not there to be on)
+        not fast_open,
         defaults,
         early,
     )
@@ -508,10 +518,15 @@ def _make_options(timeout: object, options: Mapping[str, object]) -> Options:
                 _plain_options.append(options_from({"timeout": None}))
             return _plain_options[0]
         return options_from({"timeout": timeout})
-    kinds = (type(timeout), *map(type, options.values()))
-    if not _SCALARS.issuperset(kinds):
+    # (built item by item: a starred map of type() over the values costs twice as much)
+    key: tuple[object, ...] = (type(timeout), timeout)
+    if key[0] not in _SCALARS:
         return options_from({"timeout": timeout, **options})
-    key = (kinds, timeout, *options.items())
+    for item in options.items():
+        kind = type(item[1])
+        if kind not in _SCALARS:
+            return options_from({"timeout": timeout, **options})
+        key += (kind, item)
     made = _made.get(key)
     if made is None:
         made = options_from({"timeout": timeout, **options})
@@ -570,17 +585,6 @@ def _as_connect_error(exc: OSError, what: str = "") -> ConnectError:
 
 
 # --------------------------------------------------------------------------- the facade
-
-
-def _run_race(
-    destinations: list[Endpoint], options: Options, sockets: AttemptSockets
-) -> tuple[socket.socket, Pair]:
-    try:
-        return race(destinations, options, sockets)
-    except ConnectError:
-        raise
-    except OSError as exc:  # e.g. no descriptor for a probe socket
-        raise _as_connect_error(exc) from exc
 
 
 def _take_over(sock: socket.socket, caller: _CallerSocket, winner: socket.socket) -> None:
@@ -658,7 +662,7 @@ def connect_by_list(
     else:
         sockets = AttemptSockets(caller.make_attempt_socket)
     try:
-        winner, pair = _run_race(destinations, race_options, sockets)
+        winner, pair = race(destinations, race_options, sockets)
         if winner is not sock:
             _take_over(sock, caller, winner)
     except BaseException as exc:
@@ -668,6 +672,8 @@ def connect_by_list(
             except ConnectError:
                 if isinstance(exc, Exception):  # (an interrupt stays an interrupt)
                     raise
+        if isinstance(exc, OSError) and not isinstance(exc, ConnectError):
+            raise _as_connect_error(exc) from exc  # (the race's: `_take_over` makes its own)
         raise
     # The race made the socket non-blocking, or the descriptor is now the winner's
     # non-blocking file description: re-apply the caller's mode (it sets or clears O_NONBLOCK).
@@ -675,7 +681,11 @@ def connect_by_list(
     local = sock.getsockname()
     if caller.family == _AF_INET:
         # what getpeername() reports for an IPv4 peer: the address connected to, as connected
-        return local, pair.destination.sockaddr(_AF_INET)
+        destination = pair.destination  # (its cached sockaddr, read inline, as the driver does)
+        remote = destination._sockaddr
+        if remote is None or destination._family != _AF_INET:
+            remote = destination.sockaddr(_AF_INET)
+        return local, remote
     try:
         remote = sock.getpeername()
     except OSError:  # reset already; it did connect, report whom
@@ -805,6 +815,11 @@ def _source(
     return destinations, (host or "", port)
 
 
+#: the attempt sockets of a `create_connection` with no socket options or fixed port: shared
+#: by every call and thread (with no socket of the caller's to lend, it keeps no state)
+_FRESH_SOCKETS = AttemptSockets(default_socket_factory)
+
+
 def _create_connection(
     address: object,
     timeout: object,
@@ -840,15 +855,17 @@ def _create_connection(
         remaining = max(remaining, 0.0)
     opts = _make_options(remaining, race_options)
     if settings or bind is not None:
-        factory = _attempt_factory(settings, bind)
+        sockets = AttemptSockets(_attempt_factory(settings, bind))
     else:
-        factory = default_socket_factory
+        sockets = _FRESH_SOCKETS
     try:
-        winner, _pair = _run_race(destinations, opts, AttemptSockets(factory))
+        winner, _pair = race(destinations, opts, sockets)
     except ConnectError as exc:
         if all_errors and exc.attempts:
             raise _every_error(exc) from None
         raise
+    except OSError as exc:  # e.g. no descriptor for a probe socket
+        raise _as_connect_error(exc) from exc
     try:
         winner.settimeout(timeout)
     except BaseException:

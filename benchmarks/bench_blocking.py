@@ -10,7 +10,8 @@ connection is printed with its ratio to ``socket.create_connection``'s median, f
 the range of the per-round wall ratios (each round against the baseline's round next to it).
 Then, unless ``--instructions 0``, each variant runs in a fresh interpreter under valgrind's
 callgrind, and its instructions per connection are ``(Ir(warm-up + K calls) - Ir(warm-up)) / K``
-(user space only: the kernel's work in the system calls is not counted). The variants:
+(user space only: the kernel's work in the system calls is not counted; both counts make
+their calls in one round, so a round's fixed cost cancels out). The variants:
 
 - ``socket.create_connection``: the baseline.
 - ``blocking.create_connection(local_addresses=None)`` and with default options.
@@ -186,9 +187,9 @@ sys.argv = ["bench_blocking", *sys.argv[1:]]
 from benchmarks.bench_blocking import variants, one_round
 name, k, host, port = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 fn, _ = variants((host, port))[name]
-one_round(name, fn, 50)  # warm-up: imports, caches, the first plan
-if k:
-    one_round(name, fn, k)
+# 50 calls of warm-up (imports, caches, the first plan), then k more in the same round: one
+# round each way, so the in-loop variant's asyncio.run is paid once in both counts
+one_round(name, fn, 50 + k)
 """
 
 

@@ -259,3 +259,25 @@ def test_a_success_changes_the_history_versions_as_its_ranks_say() -> None:
     assert history.order_version[0] != failed[0]
     history.record_success(pair, 0.010, t + 3 + 2 * history.success_ttl)  # the old one expired
     assert history.rank(pair, t + 3 + 2 * history.success_ttl) == -1_000_000 + 100
+
+
+def test_a_success_in_the_highest_rtt_bucket_keeps_the_history_versions() -> None:
+    # An RTT beyond the highest bucket (100 s) ranks in that bucket: a second such sample, or
+    # one that moves the srtt within it, changes no version (the inline ranks cap as rank()).
+    history = PairHistory()
+    endpoint = parse_address(("127.0.0.1", 80))
+    pair = Pair(None, endpoint, endpoint.ip)
+    t = 1000.0
+    history.record_success(pair, 150.0, t)
+    assert history.rank(pair, t) == -1
+    first = history.order_version
+    history.record_success(pair, 300.0, t + 1)  # srtt 168.75 s: still the highest bucket
+    assert history.rank(pair, t + 1) == -1
+    assert history.order_version == first
+    history.record_success(pair, 0.0, t + 2)  # srtt 147.66 s: still there
+    assert history.order_version == first
+    for i in range(80):  # down to below 100 s: another bucket, the RTT version only
+        history.record_success(pair, 0.0, t + 3 + i)
+    assert history.rank(pair, t + 83) < -1
+    moved = history.order_version
+    assert moved[0] == first[0] and moved[1] != first[1]

@@ -73,12 +73,15 @@ BLACK_HOLE_KINDS: frozenset[str] = frozenset({"timeout", "soft"})
 # RFC 6298 §2 gains
 ALPHA = 1 / 8
 BETA = 1 / 4
+_KEEP_SRTT = 1 - ALPHA
+_KEEP_RTTVAR = 1 - BETA
 
 #: rank bands. Success: SUCCESS_RANK + srtt in 100 µs buckets (capped below 0, so a success
 #: is always negative). Failure: FAILURE_RANK + 4 * failures since last success + severity.
 SUCCESS_RANK = -1_000_000
 FAILURE_RANK = 1_000_000
 _RTT_BUCKETS_PER_SECOND = 10_000
+_RTT_BUCKET_CAP = -SUCCESS_RANK - 1  # the highest bucket: a success's rank stays below 0
 # among failed pairs, a quick refusal is cheaper to retry than a silent black hole
 _SEVERITY: dict[str, int] = {"refused": 0, "unreachable": 1, "error": 1, "soft": 2, "timeout": 3}
 _MAX_COUNTED_FAILURES = 1000
@@ -405,10 +408,14 @@ class PairHistory:
             if math.isinf(rtt):
                 raise InvalidArgument("rtt must be finite")
         key = pair._history_key or _pair_key(pair)
-        family = int(pair.destination._family)
-        versions = self._order_version, self._rtt_version
+        family = pair.destination._family  # (an IntEnum: as a key, equal to and hashed as int)
         success_ttl = self.success_ttl
-        with self._lock:
+        # The success ranks, inline (every connect comes here): SUCCESS_RANK plus the srtt's
+        # bucket, ``floor(min(srtt * buckets, cap))``, compared as floats (`_rank_locked`).
+        versions = self._order_version, self._rtt_version
+        lock = self._lock  # (acquire/release: a `with` costs a bound __exit__ per call)
+        lock.acquire()
+        try:
             rec = self._pairs.get(key)
             if rec is None:
                 rec = self._record(pair)
@@ -416,21 +423,27 @@ class PairHistory:
             else:
                 self._pairs.move_to_end(key)
             last_success = rec.last_success
+            srtt = rec.srtt
             valid = last_success is not None and now - last_success < success_ttl
-            if rec.last_failure is not None:
-                rank_before = self._rank_locked(rec, now)
-            elif valid and rec.srtt is not None:  # `_rank_locked` without a failure, inline
-                rank_before = SUCCESS_RANK + int(
-                    min(rec.srtt * _RTT_BUCKETS_PER_SECOND, -SUCCESS_RANK - 1)
+            last_failure = rec.last_failure
+            if last_failure is not None:
+                rank_before: float = self._rank_locked(rec, now)
+            elif valid and srtt is not None:
+                bucket = srtt * _RTT_BUCKETS_PER_SECOND
+                rank_before = SUCCESS_RANK + (
+                    bucket // 1 if bucket < _RTT_BUCKET_CAP else _RTT_BUCKET_CAP
                 )
             else:
                 rank_before = 0
-            if rec.srtt is None or not valid:
+            if srtt is None or not valid:
+                srtt = rtt
                 rec.srtt, rec.rttvar, rec.samples = rtt, rtt / 2, 1  # RFC 6298 (2.2)
             else:  # RFC 6298 (2.3): rttvar first, from the old srtt
-                srtt = rec.srtt
-                rec.rttvar = (1 - BETA) * rec.rttvar + BETA * abs(srtt - rtt)
-                rec.srtt = (1 - ALPHA) * srtt + ALPHA * rtt
+                deviation = srtt - rtt  # (abs(), inline)
+                if deviation < 0.0:
+                    deviation = -deviation
+                rec.rttvar = _KEEP_RTTVAR * rec.rttvar + BETA * deviation
+                rec.srtt = srtt = _KEEP_SRTT * srtt + ALPHA * rtt
                 rec.samples += 1
             rec.last_success = now
             rec.failures = 0
@@ -444,13 +457,14 @@ class PairHistory:
             family_success = self._family_success
             family_before = family_success.get(family)
             if family_before is None or now > family_before:
-                family_success[family] = now
+                family_success[int(family) if family_before is None else family] = now
             # A new RTT sample in the same rank bucket changes no order: plans stay valid.
-            if rec.last_failure is not None:
-                rank_after = self._rank_locked(rec, now)
+            if last_failure is not None:
+                rank_after: float = self._rank_locked(rec, now)
             elif success_ttl > 0.0:  # (the success just recorded is valid, srtt is set)
-                rank_after = SUCCESS_RANK + int(
-                    min(rec.srtt * _RTT_BUCKETS_PER_SECOND, -SUCCESS_RANK - 1)
+                bucket = srtt * _RTT_BUCKETS_PER_SECOND
+                rank_after = SUCCESS_RANK + (
+                    bucket // 1 if bucket < _RTT_BUCKET_CAP else _RTT_BUCKET_CAP
                 )
             else:
                 rank_after = 0
@@ -465,6 +479,8 @@ class PairHistory:
                     self._rtt_version = next(_VERSIONS)
                 else:
                     self._order_version = next(_VERSIONS)
+        finally:
+            lock.release()
         hook = self.on_change
         if hook is not None and versions != (self._order_version, self._rtt_version):
             hook()

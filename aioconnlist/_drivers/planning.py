@@ -521,7 +521,8 @@ def cached_plan(
     ):
         cached.used = _plan_misses
         cached.hit = True
-        if len(_PLAN_CACHE) > 1:
+        # (already the most recently used, the everyday repeat: no lock, no three lookups more)
+        if len(_PLAN_CACHE) > 1 and next(reversed(_PLAN_CACHE.values())) is not cached:
             with _PLAN_LOCK:  # most recently used last
                 if _PLAN_CACHE.get(key) is cached:
                     _PLAN_CACHE[key] = _PLAN_CACHE.pop(key)

@@ -165,6 +165,8 @@ _POLL = getattr(select, "poll", None)
 #: the socket has an error to report and POLLHUP once it is closed), so SO_ERROR would read 0
 _TROUBLE = select.POLLERR | select.POLLHUP | select.POLLNVAL if _POLL is not None else 0
 _POLLOUT = select.POLLOUT if _POLL is not None else 0
+_INF = math.inf
+_AF_INET6 = int(socket.AF_INET6)
 
 
 def _first_wait(sock: socket.socket, pair: Pair, options: Options, origin: float) -> int:
@@ -180,7 +182,7 @@ def _first_wait(sock: socket.socket, pair: Pair, options: Options, origin: float
         poller = _POLL()
         poller.register(sock, _POLLOUT)
         attempt_delay = options.attempt_delay
-        if not options.backup_attempts or attempt_delay == math.inf:  # (not backups_possible)
+        if not options.backup_attempts or attempt_delay == _INF:  # (not backups_possible)
             ready = poller.poll()
         else:
             started = time.monotonic()
@@ -224,9 +226,11 @@ def _one_pair(
     except OSError as exc:
         error = exc
     else:
-        address = pair.destination.sockaddr(
-            sockets.own_family if sock is sockets.own else _raw_family(sock)
-        )
+        family = sockets.own_family if sock is sockets.own else _raw_family(sock)
+        destination = pair.destination
+        address = destination._sockaddr  # (`Endpoint.sockaddr`'s cache, read inline)
+        if address is None or family != destination._family:
+            address = destination.sockaddr(family)
         try:
             code = sock.connect_ex(address)
             if code in _WAITING:
@@ -274,7 +278,7 @@ def race(
     """
     clock = time.monotonic  # the event loop's clock too: history keeps one time scale
     listed: Sequence[Endpoint] = destinations
-    if sockets.own is None or sockets.own_family == socket.AF_INET6:
+    if sockets.own is None or sockets.own_family == _AF_INET6:
         listed = through_nat64(destinations)  # (an AF_INET socket cannot use it)
     start = clock()
     stop = None

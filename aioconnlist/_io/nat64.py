@@ -19,7 +19,6 @@ tells the planner which destinations they are.
 from __future__ import annotations
 
 import ipaddress
-import operator
 import socket
 import threading
 import time
@@ -193,7 +192,6 @@ class Nat64Cache:
 
 
 _cache = Nat64Cache()
-_INT128 = operator.attrgetter("_int128")
 _SCAN = 64  # destinations: a list longer than this asks the (cached) connectivity first
 
 
@@ -212,8 +210,13 @@ def needed(destinations: Sequence[Endpoint]) -> bool:
         known = connectivity.connected_families()  # cheaper than a scan of a long list
     if known is not None and socket.AF_INET in known:
         return False  # the common case, at no cost per destination
-    # IPv4 is kept in its ::ffff:0:0/96 mapped form in `_int128`: one integer test each
-    if not any(n >> 32 == 0xFFFF and (n >> 24) & 0xFF != 127 for n in map(_INT128, destinations)):
+    # IPv4 is kept in its ::ffff:0:0/96 mapped form in `_int128`: one integer test each (a
+    # loop, not any() over a generator: most lists here are a few addresses long)
+    for d in destinations:
+        n = d._int128
+        if n >> 32 == 0xFFFF and (n >> 24) & 0xFF != 127:
+            break
+    else:
         return False  # no IPv4 destination beyond loopback
     families = connectivity.connected_families()
     return socket.AF_INET not in families and socket.AF_INET6 in families
