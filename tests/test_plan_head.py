@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aioconnlist import PairHistory
+from aioconnlist import PairHistory, RaceEvent
 from aioconnlist._core.addresses import Endpoint, EndpointColumns, IPAddress
 from aioconnlist._core.pairs import LocalAddress, Pair, SourceView
 from aioconnlist._core.planner import PlanHead, plan_head, plan_pairs
@@ -395,17 +395,11 @@ async def test_a_race_past_the_head_tries_in_the_full_plans_order(listener: obje
     """12 refused addresses first (more than the head), then the listener, in a list of 3,000:
     the attempts are those of the full plan, in its order, and the listener wins."""
     import aioconnlist
-    from aioconnlist import RaceEvent
     from tests.support import Listener
 
     assert isinstance(listener, Listener)
     addresses = _long_list(listener.port, 12, 3000, 62)
-    started: list[str] = []
-
-    def on_event(event: RaceEvent) -> None:
-        if event.kind == "started":
-            started.append(str(event.pair.destination))
-
+    started, on_event = _started_destinations()
     sock = await aioconnlist.connect_by_list(
         addresses, history=PairHistory(), on_event=on_event, attempt_delay=5.0
     )
@@ -416,20 +410,26 @@ async def test_a_race_past_the_head_tries_in_the_full_plans_order(listener: obje
     assert started == [f"{h}:{p}" for h, p in addresses[:13]]
 
 
-def test_the_blocking_race_past_the_head_tries_in_the_full_plans_order(listener: object) -> None:
-    """The same with the blocking driver (its own call of the planner)."""
-    from aioconnlist import RaceEvent
-    from aioconnlist.blocking import create_connection
-    from tests.support import Listener
-
-    assert isinstance(listener, Listener)
-    addresses = _long_list(listener.port, 12, 3000, 63)
+def _started_destinations() -> tuple[list[str], Callable[[RaceEvent], None]]:
+    """A list of the destinations of the attempts a race starts, and the ``on_event`` that
+    fills it."""
     started: list[str] = []
 
     def on_event(event: RaceEvent) -> None:
         if event.kind == "started":
             started.append(str(event.pair.destination))
 
+    return started, on_event
+
+
+def test_the_blocking_race_past_the_head_tries_in_the_full_plans_order(listener: object) -> None:
+    """The same with the blocking driver (its own call of the planner)."""
+    from aioconnlist.blocking import create_connection
+    from tests.support import Listener
+
+    assert isinstance(listener, Listener)
+    addresses = _long_list(listener.port, 12, 3000, 63)
+    started, on_event = _started_destinations()
     sock = create_connection(addresses, history=PairHistory(), on_event=on_event, attempt_delay=5.0)
     try:
         assert sock.getpeername() == listener.address
