@@ -382,7 +382,7 @@ def parse_destinations(values: Iterable[object] | object) -> Sequence[Endpoint]:
             if hit is not None and all(map(is_, items, hit[0])):
                 if _LIST_CACHE.pop(key, None) is not None:
                     _LIST_CACHE[key] = (hit[0], hit[1], _list_misses, True)  # most recent last
-                return hit[1] if type(hit[1]) is EndpointColumns else list(hit[1])
+                return own_copy(hit[1])
             return _parse_list(items, key)
     elif isinstance(values, (str, bytes, bytearray, Endpoint, Mapping)) or not isinstance(
         values, Iterable
@@ -474,6 +474,12 @@ class EndpointColumns(Sequence[Endpoint]):
 
     def __repr__(self) -> str:
         return f"EndpointColumns({len(self.ports)} endpoints: {shown(self[:3])}...)"
+
+
+def own_copy(endpoints: Sequence[Endpoint]) -> Sequence[Endpoint]:
+    """A copy of ``endpoints`` that no one else changes: a new list, or an `EndpointColumns`
+    itself (immutable)."""
+    return endpoints if type(endpoints) is EndpointColumns else list(endpoints)
 
 
 def int128s(destinations: Sequence[Endpoint]) -> Iterable[int]:
@@ -596,4 +602,4 @@ def _keep_list(
         _list_cache_endpoints -= len(_LIST_CACHE.pop(next(iter(_LIST_CACHE)))[0])
     _LIST_CACHE[key] = (tuple(items), result, _list_misses, False)
     _list_cache_endpoints += len(items)
-    return result if type(result) is EndpointColumns else list(result)
+    return own_copy(result)

@@ -30,7 +30,7 @@ import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from .._core.addresses import Endpoint, EndpointColumns
+from .._core.addresses import Endpoint, own_copy
 from .._core.errors import ConnectTimeout, InvalidArgument
 from .._core.events import Attempt
 from .._core.options import Options
@@ -302,9 +302,8 @@ async def race(
     loop = asyncio.get_running_loop()
     factory = socket_factory or default_socket_factory
     start = loop.time()
-    # a list's `EndpointColumns` kept as it is: immutable, its endpoints made when read
-    lazy = type(destinations) is EndpointColumns and more_destinations is None
-    known = destinations if lazy else list(destinations)
+    # (a list to extend when destinations follow; else an `EndpointColumns` stays as it is)
+    known = list(destinations) if more_destinations is not None else own_copy(destinations)
     if nat64_needed(known):
         known = list(await through_nat64_async(known, loop))
     head = more_destinations is None  # a long list: its head first (`Race.needs_tail`)

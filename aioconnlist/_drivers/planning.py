@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._core import history as _history
-from .._core.addresses import LONG_LIST, Endpoint, EndpointColumns, IPAddress, int128s, seen_before
+from .._core.addresses import LONG_LIST, Endpoint, IPAddress, int128s, own_copy, seen_before
 from .._core.errors import (
     RESOURCE_ERRNOS,
     ConnectError,
@@ -444,7 +444,7 @@ def _keep(
                 return
         _plan_misses += 1
         entry = _CachedPlan(
-            destinations if type(destinations) is EndpointColumns else list(destinations),
+            own_copy(destinations),
             generation,
             sources_until,
             version,
