@@ -14,7 +14,9 @@ callgrind, and its instructions per connection are ``(Ir(warm-up + K calls) - Ir
 their calls in one round, so a round's fixed cost cancels out). The variants:
 
 - ``socket.create_connection``: the baseline.
-- ``blocking.create_connection(local_addresses=None)`` and with default options.
+- ``blocking.create_connection([address], local_addresses=None)`` and with default options,
+  and ``blocking.create_connection(address)``: the very call the baseline makes (an IP
+  literal's ``(host, port)``, the form requests and urllib3 pass).
 - ``blocking.connect_by_list(sock, ...)`` (a fresh socket per call, as the baseline makes
   one) with ``local_addresses=None`` and with default options ("auto": the kernel's source
   first, the machine's other addresses behind it).
@@ -123,6 +125,10 @@ def variants(address: tuple[str, int]) -> dict[str, tuple[Callable[[], None], in
         "socket.create_connection": (plain, 1),
         "blocking.create_connection, local_addresses=None": (facade_create(**kernel), 1),
         "blocking.create_connection, defaults": (facade_create(), 1),
+        "blocking.create_connection(address), defaults": (
+            lambda: blocking.create_connection(address).close(),
+            1,
+        ),
         "blocking.connect_by_list, local_addresses=None": (facade_connect(**kernel), 1),
         "blocking.connect_by_list, defaults": (facade_connect(), 1),
         "blocking.connect_by_list inside a running loop": (facade_connect(**kernel), 1),

@@ -418,6 +418,22 @@ def test_a_literal_of_the_wrong_family_for_urllib3s_resolver_family() -> None:
         resolve_blocking("127.0.0.1", 80, socket.AF_INET6)
 
 
+def test_a_literal_met_again_is_the_same_endpoint_and_checked_as_the_first_time() -> None:
+    from aioconnlist._io.lookup import resolve_blocking
+
+    first = resolve_blocking("127.0.0.1", 8081)
+    again = resolve_blocking("127.0.0.1", 8081)
+    assert again == first and again is not first  # a new list each call...
+    assert again[0] is first[0]  # ...of the Endpoint met before (no parse: the plan cache's own)
+    assert resolve_blocking("127.0.0.1", 8081, socket.AF_INET)[0] is first[0]
+    with pytest.raises(InvalidArgument, match="not an address of family"):
+        resolve_blocking("127.0.0.1", 8081, socket.AF_INET6)  # (a hit of another family)
+    with pytest.raises(InvalidArgument, match="port"):
+        resolve_blocking("127.0.0.1", 70000)  # a literal's bad port: ours to report
+    assert [str(e) for e in resolve_blocking("::1", 8081)] == ["[::1]:8081"]
+    assert resolve_blocking("::1", 8081)[0] is not first[0]  # keyed by host and port
+
+
 @pytest.mark.parametrize("script", ["requests_client.py", "urllib3_client.py", "install_stdlib.py"])
 def test_examples_run_on_their_own(script: str) -> None:
     proc = subprocess.run(

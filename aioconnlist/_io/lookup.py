@@ -44,10 +44,20 @@ def _literal(host: str, port: object) -> Endpoint | None:
     if not isinstance(port, int) or isinstance(port, bool):
         return None
     try:
-        parse_ip(host)
+        return parse_address((host, port))  # (cached: the same Endpoint every call)
     except InvalidArgument:
-        return None
-    return parse_address((host, port))  # a bad port is InvalidArgument (a ValueError)
+        try:
+            parse_ip(host)
+        except InvalidArgument:
+            return None  # a name
+        raise  # a bad port is InvalidArgument (a ValueError)
+
+
+#: IP literals met before, ``(host, port)`` (exactly a str and an int) -> their Endpoint: the
+#: everyday call passes the same few, and a hit is one dict lookup (no parse, and the very
+#: Endpoint the plan cache was filled with)
+_LITERALS: dict[tuple[str, int], Endpoint] = {}
+_LITERALS_SIZE = 256
 
 
 def resolve_blocking(
@@ -61,11 +71,19 @@ def resolve_blocking(
     code; an empty answer raises ``OSError("getaddrinfo returns an empty list")`` as the
     standard library does.
     """
+    if type(host) is str and type(port) is int:
+        found = _LITERALS.get((host, port))
+        if found is not None and (family == 0 or family == found._family):  # (0: AF_UNSPEC)
+            return [found]
     if isinstance(host, str):
         found = _literal(host, port)
         if found is not None:
             if family not in (socket.AF_UNSPEC, found.family):
                 raise InvalidArgument(f"{host} is not an address of family {family}")
+            if type(host) is str and type(port) is int:
+                if len(_LITERALS) >= _LITERALS_SIZE:
+                    _LITERALS.clear()
+                _LITERALS[host, port] = found
             return [found]
         if family != socket.AF_UNSPEC and isinstance(port, int):
             # one family: the system resolver would ask DNS for a localhost name's AAAA
