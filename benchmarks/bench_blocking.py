@@ -147,7 +147,8 @@ def one_round(name: str, fn: Callable[[], None], n: int) -> tuple[float, float]:
         wall = time.perf_counter()
         for _ in range(n):
             fn()
-        return (time.perf_counter() - wall) / n, (time.process_time() - cpu) / n
+        calls = max(n, 1)  # (0 calls: the count of a warm-up alone)
+        return (time.perf_counter() - wall) / calls, (time.process_time() - cpu) / calls
 
     if name != IN_LOOP:
         return measure()
@@ -196,11 +197,10 @@ fn, _ = variants((host, port))[name]
 from aioconnlist._drivers import planning
 # 50 calls of warm-up (imports, caches, the first plan), then the network follower's first go
 # (a thread that starts 20 ms after the first plan: in both counts, never in one only), then
-# k more calls (the in-loop variant pays its asyncio.run once more in the second count)
+# k more calls (the in-loop variant pays its asyncio.run twice in both counts)
 one_round(name, fn, 50)
 planning.wait_followed(30.0)
-if k:
-    one_round(name, fn, k)
+one_round(name, fn, k)
 """
 
 
