@@ -259,6 +259,34 @@ def test_parsed_list_cache_equals_fresh_parse(values: list[Any]) -> None:
         except InvalidArgument as e:
             return ("error", str(e))
 
+    def rebuilt() -> Any:  # equal by value, none of the same objects: the short-list cache
+        try:
+            return parse_addresses([tuple(v) if type(v) is tuple else v for v in values])
+        except InvalidArgument as e:
+            return ("error", str(e))
+
     expected = fresh()
     assert cached() == expected
     assert cached() == expected
+    assert rebuilt() == expected
+    assert rebuilt() == expected
+
+
+def test_a_short_list_built_afresh_meets_the_endpoints_parsed_before() -> None:
+    port = 40_000 + id(object()) % 20_000  # not met by another test
+
+    def built() -> list[Any]:
+        return [("127.0.0.1", port + int("0")), ("::1", port)]
+
+    first = parse_addresses(built())
+    again = parse_addresses(built())
+    assert again == first and again is not first, "callers get their own list"
+    assert all(a is b for a, b in zip(again, first, strict=True)), "the very same endpoints"
+    # equal by value is not enough: only exact str and int meet the cache
+    with pytest.raises(InvalidArgument, match="port"):
+        parse_addresses([("127.0.0.1", float(port)), ("::1", port)])
+    with pytest.raises(InvalidArgument, match="port"):
+        parse_addresses([("127.0.0.1", True), ("::1", port)])
+    assert parse_addresses([("127.0.0.1", 1), ("::1", port)])[0].port == 1
+    with pytest.raises(InvalidArgument, match="port"):
+        parse_addresses([("127.0.0.1", True), ("::1", port)])

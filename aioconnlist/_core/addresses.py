@@ -383,6 +383,8 @@ def parse_destinations(values: Iterable[object] | object) -> Sequence[Endpoint]:
                 if _LIST_CACHE.pop(key, None) is not None:
                     _LIST_CACHE[key] = (hit[0], hit[1], _list_misses, True)  # most recent last
                 return own_copy(hit[1])
+            if len(items) <= _SHORT_LIST:
+                return _parse_short(items, key)
             return _parse_list(items, key)
     elif isinstance(values, (str, bytes, bytearray, Endpoint, Mapping)) or not isinstance(
         values, Iterable
@@ -558,6 +560,37 @@ def _parse_list(
     result = list(seen)
     if immutable:
         return _keep_list(items, key, result)
+    return result
+
+
+# Short lists of plain ``(str, int)`` pairs by value: a caller that builds its list afresh
+# each call (aiohttp, a literal in a loop) meets the endpoints parsed before, the very objects
+# the plan cache holds. Exact types only, so ``80.0`` or ``True`` never meets ``80``; cleared
+# when full.
+_SHORT_LIST = 4
+_SHORT_LISTS: dict[tuple[object, ...], list[Endpoint]] = {}
+_SHORT_LISTS_SIZE = 256
+
+
+def _parse_short(
+    items: list[object] | tuple[object, ...], key: tuple[int, int, int]
+) -> Sequence[Endpoint]:
+    for value in items:
+        if not (
+            type(value) is tuple
+            and len(value) == 2
+            and type(value[0]) is str
+            and type(value[1]) is int
+        ):
+            return _parse_list(items, key)
+    by_value = tuple(items)
+    hit = _SHORT_LISTS.get(by_value)
+    if hit is not None:
+        return list(hit)
+    result = _parse_list(items, key)
+    if len(_SHORT_LISTS) >= _SHORT_LISTS_SIZE:
+        _SHORT_LISTS.clear()
+    _SHORT_LISTS[by_value] = list(result)
     return result
 
 
