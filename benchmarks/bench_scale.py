@@ -20,6 +20,7 @@ spread min..max of the per-round ratios against the first contender):
   refused   a connect right after one to a refused address (defaults)
   dual      a healthy dual-stack race (::1, 127.0.0.1)
 
+  refusedinstr  callgrind instructions per refused-then-healthy pair (``refused``'s calls)
   instructions  the dual-stack race under valgrind's callgrind: instructions per connect
   coldinstr     callgrind instructions of the cold-start processes (``cold``'s programs; hash
                 seed 0: the same count every run)
@@ -468,6 +469,42 @@ def case_instructions(port: int, n: int = 200) -> None:
         print(f"  {which:<44} {per / 1e3:9.1f}k instr.  x{per / base:.3f}", flush=True)
 
 
+REFUSED_INSTRUCTIONS = (
+    "import asyncio, contextlib, socket, sys, aiohappyeyeballs, aioconnlist\n"
+    "which, n, port, dead = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])\n"
+    "def infos(p):\n"
+    "    return [(socket.AF_INET, socket.SOCK_STREAM, 6, '', ('127.0.0.1', p))]\n"
+    "connect = {\n"
+    "    'aiohappyeyeballs': lambda p: aiohappyeyeballs.start_connection(\n"
+    "        infos(p), happy_eyeballs_delay=0.25),\n"
+    "    'aioconnlist': lambda p: aioconnlist.connect_by_list([('127.0.0.1', p)]),\n"
+    "}[which]\n"
+    "async def m():\n"
+    "    for _ in range(40 + n):  # 40 to warm: caches, the first plan\n"
+    "        with contextlib.suppress(OSError):\n"
+    "            (await connect(dead)).close()\n"
+    "        (await connect(port)).close()\n"
+    "asyncio.run(m())\n"
+)
+
+
+def case_refused_instructions(port: int, n: int = 200) -> None:
+    """Instructions per pair (a refused address, then a healthy one), as `case_refused`:
+    (Ir of 40 + n pairs - Ir of 40) / n, each list built afresh as a caller would."""
+    print(
+        f"\n== one refused address then a healthy one: instructions per pair (callgrind, "
+        f"{n} pairs) ==",
+        flush=True,
+    )
+    dead, base = closed_port(), None
+    for which in ("aiohappyeyeballs", "aioconnlist"):
+        args = ["-c", REFUSED_INSTRUCTIONS, which]
+        more = instructions([*args, str(n), str(port), str(dead)], cwd=ROOT, env=CHILD_ENV)
+        per = (more - instructions([*args, "0", str(port), str(dead)], cwd=ROOT, env=CHILD_ENV)) / n
+        base = base or per
+        print(f"  {which:<44} {per / 1e3:9.1f}k instr.  x{per / base:.3f}", flush=True)
+
+
 LIST_INSTRUCTIONS = (
     "import asyncio, sys\n"
     "from benchmarks.bench_scale import list_contenders\n"
@@ -541,6 +578,8 @@ async def main_async(args: argparse.Namespace, only: set[str]) -> None:
             await case_list(max(3, args.rounds // 3), port, sizes)
         if "refused" in only:
             await case_refused(port, args.rounds)
+        if "refusedinstr" in only:
+            case_refused_instructions(port)
         if "dual" in only:
             await case_dual(dport, dport, args.rounds)
         if "instructions" in only:
@@ -563,7 +602,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds and sizes")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument(
-        "--only", default="cold,imports,first,list,refused,dual,instructions,coldinstr,idle"
+        "--only",
+        default="cold,imports,first,list,refused,refusedinstr,dual,instructions,coldinstr,idle",
     )
     args = parser.parse_args()
     if args.quick:
