@@ -563,10 +563,10 @@ def _parse_list(
     return result
 
 
-# Short lists of plain ``(str, int)`` pairs by value: a caller that builds its list afresh
-# each call (aiohttp, a literal in a loop) meets the endpoints parsed before, the very objects
-# the plan cache holds. Exact types only, so ``80.0`` or ``True`` never meets ``80``; cleared
-# when full.
+# Short lists of plain ``(str, int)`` pairs, by value: a caller that builds its list afresh
+# each call (a literal in a loop, a list made from a config) meets the endpoints parsed
+# before, the very objects the plan cache holds. Exact types only, so ``80.0`` or ``True``
+# never meets ``80``; cleared when full.
 _SHORT_LIST = 4
 _SHORT_LISTS: dict[tuple[object, ...], list[Endpoint]] = {}
 _SHORT_LISTS_SIZE = 256
