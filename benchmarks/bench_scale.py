@@ -450,9 +450,13 @@ INSTRUCTIONS = (
 )
 
 
-def callgrind_instructions(which: str, n: int, port: int) -> int:
-    """Instructions (callgrind's Ir) of a process making 20 + ``n`` connects."""
-    return instructions(["-c", INSTRUCTIONS, which, str(n), str(port)], cwd=ROOT, env=CHILD_ENV)
+def instructions_per_call(
+    head: list[str], n: int, tail: list[str], env: dict[str, str] = CHILD_ENV
+) -> float:
+    """callgrind's instructions per call: (Ir of ``python *head n *tail``, a process making its
+    warm-up and ``n`` calls, - Ir of the same with 0, the warm-up alone) / ``n``."""
+    more = instructions([*head, str(n), *tail], cwd=ROOT, env=env)
+    return (more - instructions([*head, "0", *tail], cwd=ROOT, env=env)) / n
 
 
 def case_instructions(port: int, n: int = 200) -> None:
@@ -464,7 +468,7 @@ def case_instructions(port: int, n: int = 200) -> None:
     )
     base = None
     for which in ("aiohappyeyeballs", "aioconnlist", "aioconnlist single address"):
-        per = (callgrind_instructions(which, n, port) - callgrind_instructions(which, 0, port)) / n
+        per = instructions_per_call(["-c", INSTRUCTIONS, which], n, [str(port)])
         base = base or per
         print(f"  {which:<44} {per / 1e3:9.1f}k instr.  x{per / base:.3f}", flush=True)
 
@@ -498,9 +502,7 @@ def case_refused_instructions(port: int, n: int = 200) -> None:
     )
     dead, base = closed_port(), None
     for which in ("aiohappyeyeballs", "aioconnlist"):
-        args = ["-c", REFUSED_INSTRUCTIONS, which]
-        more = instructions([*args, str(n), str(port), str(dead)], cwd=ROOT, env=CHILD_ENV)
-        per = (more - instructions([*args, "0", str(port), str(dead)], cwd=ROOT, env=CHILD_ENV)) / n
+        per = instructions_per_call(["-c", REFUSED_INSTRUCTIONS, which], n, [str(port), str(dead)])
         base = base or per
         print(f"  {which:<44} {per / 1e3:9.1f}k instr.  x{per / base:.3f}", flush=True)
 
@@ -526,9 +528,9 @@ def case_list_instructions(port: int, sizes: list[int]) -> None:
         n = max(1, min(20, 40_000 // size))
         base = None
         for which in ("aiohappyeyeballs fresh list", "aioconnlist fresh list"):
-            args = ["-c", LIST_INSTRUCTIONS, which, str(size)]
-            more = instructions([*args, str(n), str(port)], cwd=ROOT, env=env)
-            per = (more - instructions([*args, "0", str(port)], cwd=ROOT, env=env)) / n
+            per = instructions_per_call(
+                ["-c", LIST_INSTRUCTIONS, which, str(size)], n, [str(port)], env
+            )
             base = base or per
             print(
                 f"  {size:>7,} {which:<36} {per / 1e6:9.2f}M instr.  x{per / base:.2f}",
