@@ -253,6 +253,7 @@ def make_options(
 _SCALAR_TYPES = frozenset({type(None), bool, int, float, str})
 _OPTIONS_CACHE: dict[tuple[tuple[str, type, object], ...], Options] = {}
 _OPTIONS_CACHE_SIZE = 64
+_DEFAULT_OPTIONS = make_options()  # no option given: the everyday call
 
 
 #: option names of other connection libraries, and ours that mean the same
@@ -303,6 +304,8 @@ def check_option_names(kwargs: Mapping[str, Any]) -> None:
 
 def options_from(kwargs: Mapping[str, Any]) -> Options:
     """`make_options(**kwargs)`, with a cache for the common all-scalar option sets."""
+    if not kwargs:
+        return _DEFAULT_OPTIONS
     key_items: list[tuple[str, type, object]] = []
     for name, value in kwargs.items():
         kind = type(value)
