@@ -10,7 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aioconnlist._core.addresses import Endpoint, parse_address, parse_addresses, parse_ip
+from aioconnlist._core.addresses import (
+    Endpoint,
+    parse_address,
+    parse_addresses,
+    parse_ip,
+    socket_name_ip,
+)
 from aioconnlist._core.errors import ConnectError, InvalidArgument
 
 LO_INDEX = socket.if_nametoindex("lo")
@@ -417,3 +423,12 @@ def test_columns_are_only_for_plain_ipv4_tuples() -> None:
         parse_destinations([*plain, ("192.0.2.200", 0)])
     with pytest.raises(InvalidArgument, match="not an IP address"):
         parse_destinations([*plain, ("192.0.2.0200", 80)])
+
+
+@given(st.ip_addresses(), st.sampled_from(["", "%eth0", "%1"]))
+def test_a_socket_name_s_host_reads_as_ipaddress_reads_it(ip: object, zone: str) -> None:
+    """`socket_name_ip` (inet_pton) gives the very address ipaddress's parser gives for what
+    getsockname writes, a zone (IPv6 only) dropped."""
+    host = str(ip) + (zone if getattr(ip, "version", 4) == 6 else "")
+    got = socket_name_ip(host)
+    assert got == ip and type(got) is type(ip) and hash(got) == hash(ip) and str(got) == str(ip)

@@ -123,6 +123,18 @@ def _ipv4_of_int() -> Any:
 _ipv4 = _ipv4_of_int()
 
 
+def socket_name_ip(host: str) -> IPAddress:
+    """The address of a socket name's host as the kernel writes it (``getsockname()[0]``:
+    ``fe80::1%eth0`` with its zone, dropped here), read by ``inet_pton`` rather than by
+    ipaddress's string parser (a third of its cost or less)."""
+    if ":" not in host:
+        ip: ipaddress.IPv4Address = _ipv4(
+            int.from_bytes(socket.inet_pton(socket.AF_INET, host), "big")
+        )
+        return ip
+    return ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, host.partition("%")[0]))
+
+
 def _endpoint_v4(
     n: int,
     port: int,

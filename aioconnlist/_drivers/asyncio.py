@@ -2,7 +2,8 @@
 
 Design: one function, `race`, owns every socket it creates. While the first attempt is the
 only one (most races: it connects before the next is due) it is a plain awaited connect
-(`_first_attempt`); the full race (`_run`) takes over when the next attempt is due or the first
+(`_first_attempt`); a process's first races to one address do not even plan it first
+(`quick_plan`: its socket names the kernel's source once connected); the full race (`_run`) takes over when the next attempt is due or the first
 fails with pairs left. An attempt is no task: it is a non-blocking connect on a socket made by
 the driver and a writer callback that queues the outcome and wakes the race (`_Attempts`), so
 the driver accounts for every socket whatever happens. The loop alternates between asking the
@@ -26,6 +27,7 @@ import functools
 import math
 import socket
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -40,7 +42,16 @@ from .._core.race import Race, delay_after
 from .._io.nat64 import needed as nat64_needed
 from .._io.nat64 import through_nat64_async
 from .._io.sources import after_failed_race as invalidate  # kept when changes are notified
-from .planning import cached_plan, head_of_plan, new_race, no_usable_pair, plan_race
+from .planning import (
+    cached_plan,
+    full_plan,
+    head_of_plan,
+    learned_pair,
+    new_race,
+    no_usable_pair,
+    plan_race,
+    quick_plan,
+)
 from .sockets import SocketFactory, close_connecting, default_socket_factory, open_attempt_socket
 from .timeouts import expired, timeout_at
 
@@ -307,6 +318,10 @@ async def race(
     if nat64_needed(known):
         known = list(await through_nat64_async(known, loop))
     head = more_destinations is None  # a long list: its head first (`Race.needs_tail`)
+    if head and socket_factory is None and options.timeout is None and options.on_event is None:
+        quick = quick_plan(known, options, time.monotonic())  # a process's first races
+        if quick is not None:
+            return await _first_attempt(quick, options, factory, loop, start, known, quick=True)
     pairs = await _plan(known, options, start, loop, head=head) if known else []
     if not pairs and more_destinations is None:
         raise no_usable_pair(known, options)
@@ -502,9 +517,12 @@ async def _first_attempt(
     loop: asyncio.AbstractEventLoop,
     origin: float,
     known: Sequence[Endpoint],
+    *,
+    quick: bool = False,
 ) -> tuple[socket.socket, Pair]:
     """The race while its first attempt is the only one: no task, no `_Attempts`; the
-    deadline still holds. (``known``: the destinations, whose full plan the race may need.)
+    deadline still holds. (``known``: the destinations, whose full plan the race may need;
+    ``quick``: ``pairs`` is a `quick_plan`, planned in full only if needed.)
 
     Most races end here: the first pair connects before the next one (or its backup) is due.
     Its connect waits on one writer callback; the time the next attempt is due is a shared
@@ -531,7 +549,7 @@ async def _first_attempt(
     try:
         sock, address = _open(factory, pair)
     except OSError as e:
-        state = state or new_race(pairs, options, origin)
+        state = state or _race_of(pairs, quick, known, options, origin)
         state.failed(attempt or _start(state, started), e, loop.time())
     else:
         try:
@@ -542,7 +560,7 @@ async def _first_attempt(
                     in_flight = await _sock_connect(loop, sock, address, next_at)
         except (OSError, asyncio.TimeoutError) as e:  # the deadline's (not an OSError on 3.10)
             close_connecting(sock)
-            state = state or new_race(pairs, options, origin)
+            state = state or _race_of(pairs, quick, known, options, origin)
             if deadline is not None and expired(deadline):
                 state.time_out(loop.time())
             elif isinstance(e, OSError):
@@ -558,20 +576,44 @@ async def _first_attempt(
             raise
         else:
             if in_flight:  # silent until the next attempt is due: the full race takes over
-                state = state or new_race(pairs, options, origin)
+                try:
+                    state = state or _race_of(pairs, quick, known, options, origin)
+                except BaseException:
+                    close_connecting(sock)
+                    raise
                 attempt = attempt or _start(state, started)
                 in_flight_attempt = (attempt, sock, address)
                 return await _run(state, options, factory, loop, in_flight_attempt, known, None)
             now = loop.time()
             if attempt is not None and state is not None:
                 state.connected(attempt, now)
-            elif options.history is not None:
-                options.history.record_success(pair, now - started, now)
+            else:
+                if quick and pair.kernel_source is None:
+                    pair = learned_pair(pair, _name_address(sock))
+                if options.history is not None:
+                    options.history.record_success(pair, now - started, now)
             return sock, pair
     if not state.finished:  # the first attempt failed at once: the rest race
         return await _run(state, options, factory, loop, None, known, None)
     # raised outside the except blocks: no frame -> error -> traceback -> frame cycle
     raise state.error()
+
+
+def _race_of(
+    pairs: list[Pair], quick: bool, known: Sequence[Endpoint], options: Options, origin: float
+) -> Race:
+    """The `Race` the first attempt joins as started (a `quick_plan` made in full first)."""
+    if quick:
+        pairs = full_plan(pairs[0], known, options, origin)
+    return new_race(pairs, options, origin)
+
+
+def _name_address(sock: socket.socket) -> str | None:
+    try:
+        host: str = sock.getsockname()[0]
+    except OSError:
+        return None
+    return host
 
 
 def _start(state: Race, now: float) -> Attempt:

@@ -43,6 +43,7 @@ from .._io.sources import (
     gather_sources_until,
     invalidate,
     kernel_source_entry,
+    learn_kernel_source,
     machine_addresses,
     machine_addresses_entry,
     sources_generation,
@@ -303,6 +304,64 @@ def plan_race(
     if len(pairs) <= PLAN_CACHE_PAIRS // 4:  # a longer plan costs far more than a miss saves
         _keep(key, destinations, history, pairs, pairs, generation, sources_until, version, now)
     return pairs
+
+
+def quick_plan(destinations: Sequence[Endpoint], options: Options, now: float) -> PlanHead | None:
+    """The plan of a process's first races to one destination, made with no I/O and kept
+    nowhere: its kernel's-choice pair, alternates later, as `plan_race` plans it then (when
+    history knows nothing of the destination, or only successes through that pair). The
+    kernel's source is the cached one, else left unknown: the race's first attempt makes the
+    pair whole, its connected socket naming the source (`learned_pair`), or, when it fails
+    or is slow, the plan is made in full (`full_plan`). A first connect thus pays for no UDP
+    probe and no plan. None when `plan_race` must plan (``now``: ``time.monotonic()``)."""
+    if _addresses_known or len(destinations) != 1 or options.local_addresses != "auto":
+        return None
+    if not _started:
+        _start()
+    destination = destinations[0]
+    if not _before_addresses() or not destination_usable(destination):
+        return None
+    evidence = _evidence_sources(options.history, destinations)
+    if evidence is None:
+        return None  # evidence against it: ranked with history
+    kernel_source = sources.cached_kernel_source(destination, now)
+    if evidence and not evidence <= {_history._source_int(kernel_source)}:
+        return None  # a success through another source: ranked with history
+    return _alternates_later([Pair(None, destination, kernel_source)])
+
+
+def learned_pair(pair: Pair, host: str | None) -> Pair:
+    """``pair``, of a `quick_plan` with no kernel's source, with the one its connected socket
+    names (``host``: its name's address; None: not readable, then probed), kept for the next
+    plans as a probe's answer is."""
+    destination = pair.destination
+    if host is None:
+        return Pair(None, destination, sources.kernel_source(destination))
+    return Pair(None, destination, learn_kernel_source(destination, host, time.monotonic()))
+
+
+def full_plan(
+    pair: Pair, destinations: Sequence[Endpoint], options: Options, now: float
+) -> list[Pair]:
+    """The plan `plan_race` makes of ``destinations`` now, with the kernel's-choice pair of
+    ``pair``'s destination first: ``pair`` is a `quick_plan`'s, whose attempt started and
+    which the race now needs in full (the attempt failed, or the next one is due)."""
+    planned = plan_race(destinations, options, now, head=True)
+    found = [
+        i for i, p in enumerate(planned) if p.source is None and p.destination == pair.destination
+    ]
+    if found and found[0] == 0:
+        return planned  # (always, unless history learned of the destination meanwhile)
+    if found:
+        first = planned[found[0]]
+    else:
+        first = Pair(None, pair.destination, sources.kernel_source(pair.destination))
+    reordered = [first, *(p for p in planned if p is not first)]
+    if not isinstance(planned, PlanHead):
+        return reordered
+    head = PlanHead(reordered)
+    head.more = planned.more
+    return head
 
 
 def _evidence_sources(

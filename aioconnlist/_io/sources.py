@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._core.addresses import Endpoint, IPAddress
+from .._core.addresses import Endpoint, IPAddress, socket_name_ip
 from .._core.errors import RESOURCE_ERRNOS
 from .._core.pairs import (
     LINK_LOCAL,
@@ -269,7 +269,7 @@ def probe_kernel_source(destination: Endpoint) -> IPAddress:
         s.setblocking(False)
         s.connect(destination.sockaddr())
         host: str = s.getsockname()[0]
-    return ipaddress.ip_address(host.partition("%")[0])
+    return socket_name_ip(host)
 
 
 Clock = Callable[[], float]
@@ -367,8 +367,29 @@ class KernelSourceCache:
                 if e.errno in RESOURCE_ERRNOS:
                     return (now, None)
                 result = None
-            if result is not None and locality(result) < locality(destination.ip):
-                result = None  # a link-local (or loopback) source cannot reach beyond it
+        return self._keep(key, destination, result, now)
+
+    def cached(self, destination: Endpoint, now: float) -> IPAddress | None:
+        """The kernel's source towards ``destination`` if the cache holds it now (no probe)."""
+        entry = self._entries.get((destination.ip, destination.scope_id))
+        return entry[1] if entry is not None and now < entry[0] else None
+
+    def learn(self, destination: Endpoint, host: str, now: float) -> IPAddress | None:
+        """Keep ``host``, the name's address of an unbound socket connected to
+        ``destination``, as the kernel's source towards it: what a probe would have found
+        (no probe needed then), kept as a probe's answer is. Returns the answer kept."""
+        key = (destination.ip, destination.scope_id)
+        return self._keep(key, destination, socket_name_ip(host), now)[1]
+
+    def _keep(
+        self,
+        key: tuple[IPAddress, int],
+        destination: Endpoint,
+        result: IPAddress | None,
+        now: float,
+    ) -> tuple[float, IPAddress | None]:
+        if result is not None and locality(result) < locality(destination.ip):
+            result = None  # a link-local (or loopback) source cannot reach beyond it
         entry = (now + (self._ttl if self._ttl is not None else _default_ttl()), result)
         with self._lock:
             if len(self._entries) >= self._max_entries:
@@ -566,6 +587,17 @@ def kernel_source_entry(destination: Endpoint, now: float) -> tuple[float, IPAdd
     """(expiry, `kernel_source`): the cached answer and until when it holds (``now``:
     ``time.monotonic()`` scale)."""
     return _kernel_cache.get_entry(destination, now)
+
+
+def cached_kernel_source(destination: Endpoint, now: float) -> IPAddress | None:
+    """`kernel_source` if cached (``now``: ``time.monotonic()`` scale), else None: no probe."""
+    return _kernel_cache.cached(destination, now)
+
+
+def learn_kernel_source(destination: Endpoint, host: str, now: float) -> IPAddress | None:
+    """`KernelSourceCache.learn` on the process's cache: the kernel's source towards
+    ``destination`` told by an unbound socket connected to it (``host``: its name's address)."""
+    return _kernel_cache.learn(destination, host, now)
 
 
 def machine_addresses_entry(now: float) -> tuple[float, tuple[LocalAddress, ...]]:
