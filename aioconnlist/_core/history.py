@@ -106,6 +106,9 @@ def _source_int(ip: IPAddress | None) -> int:
     return -1 if ip is None else as_int128(ip)
 
 
+_NO_SOURCES: frozenset[int] = frozenset()
+
+
 def _pair_key(pair: Pair) -> _PairKey:
     key = pair._history_key
     if key is None:  # computed once per Pair: plans are cached and reused
@@ -620,6 +623,8 @@ class PairHistory:
         history holds for ``destinations`` (128-bit integers), when it holds nothing else for
         them. ``None`` when it may hold evidence against one of them: a failure (expired or
         not), or records loaded from a file and still unmatched (found by a keyed hash)."""
+        if not self._pairs and not self._kernel and not self._dormant:
+            return _NO_SOURCES  # (a process's first connect)
         wanted = frozenset(destinations)
         with self._lock:
             if self._dormant:
