@@ -88,8 +88,9 @@ class Endpoint(FrozenRecord):
         return (str(self.ip), self.port, self.flowinfo, self.scope_id)
 
     def __str__(self) -> str:
-        if self.ip.version == 4:
-            return f"{self.ip}:{self.port}"
+        if self._family == socket.AF_INET:  # the socket address's text, made once
+            host, port = self.sockaddr()
+            return f"{host}:{port}"
         zone = f"%{_zone_name(self.scope_id)}" if self.scope_id else ""
         return f"[{self.ip}{zone}]:{self.port}"
 

@@ -353,13 +353,12 @@ def describe_attempts(attempts: Sequence[Attempt]) -> str:
     the error's ``.attempts``."""
     if not attempts:
         return ""
+    if len(attempts) == 1:  # (the everyday failure: one address refused)
+        return f"1 {_outcome(attempts[0])}; to {attempts[0].pair.destination} {_SEE_ATTEMPTS}"
     counts: dict[str, int] = {}
     destinations: dict[str, None] = {}
     for a in attempts:
-        err = a.error
-        what = errno_name(err.errno) if err is not None and err.errno else a.outcome
-        if err is not None and not err.errno:
-            what = type(err).__name__
+        what = _outcome(a)
         counts[what] = counts.get(what, 0) + 1
         destinations.setdefault(str(a.pair.destination), None)
     outcome = ", ".join(f"{n} {what}" for what, n in counts.items())
@@ -367,7 +366,19 @@ def describe_attempts(attempts: Sequence[Attempt]) -> str:
     shown = ", ".join(named[:_SHOWN_DESTINATIONS])
     if len(named) > _SHOWN_DESTINATIONS:
         shown += f" (+{len(named) - _SHOWN_DESTINATIONS} more)"
-    return f"{outcome}; to {shown} (each attempt in .attempts)"
+    return f"{outcome}; to {shown} {_SEE_ATTEMPTS}"
+
+
+_SEE_ATTEMPTS = "(each attempt in .attempts)"
+
+
+def _outcome(attempt: Attempt) -> str:
+    """The attempt's outcome as an error message counts it: its errno's name, else its
+    exception's class, else how it ended (cancelled...)."""
+    err = attempt.error
+    if err is None:
+        return attempt.outcome
+    return errno_name(err.errno) if err.errno else type(err).__name__
 
 
 def race_error(attempts: Sequence[Attempt], *, timed_out: bool, untried: int = 0) -> ConnectError:

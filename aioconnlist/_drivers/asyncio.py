@@ -1,20 +1,20 @@
 """The asyncio driver: runs a `Race` with real sockets.
 
-Design: one function, `race`, owns every socket it creates. While the first attempt is the
-only one (most races: it connects before the next is due) it is a plain awaited connect
+Design: one function, `race`, owns every socket it creates. While the first attempt is the only
+one (most races: it connects before the next is due) it is a plain awaited connect
 (`_first_attempt`); a process's first races to one address do not even plan it first
-(`quick_plan`: its socket names the kernel's source once connected); the full race (`_run`) takes over when the next attempt is due or the first
-fails with pairs left. An attempt is no task: it is a non-blocking connect on a socket made by
-the driver and a writer callback that queues the outcome and wakes the race (`_Attempts`), so
-the driver accounts for every socket whatever happens. The loop alternates between asking the
-`Race` what to start (it knows the schedule, the deadline and history) and waiting for the
-first of: an attempt finishing, the next start time or deadline, a late destination
-(``more_destinations``). The ``finally`` block is the only exit: it removes the writers and
-closes every socket that is not the winner's - including one that connected in the same loop
-tick as the winner - in the same loop turn, with no task to wait for, and closes those still
-connecting without releasing the GIL (a busy thread would stretch every extra turn and every
-release). Whatever ends the race (an interrupt from ``on_event``, a cancellation during the
-cleanup) the winner is returned or closed.
+(`quick_plan`: its socket names the kernel's source once connected). The full race (`_run`)
+takes over when the next attempt is due or the first fails with pairs left. An attempt is no
+task: it is a non-blocking connect on a socket made by the driver and a writer callback that
+queues the outcome and wakes the race (`_Attempts`), so the driver accounts for every socket
+whatever happens. The loop alternates between asking the `Race` what to start (it knows the
+schedule, the deadline and history) and waiting for the first of: an attempt finishing, the
+next start time or deadline, a late destination (``more_destinations``). The ``finally`` block
+is the only exit: it removes the writers and closes every socket that is not the winner's -
+including one that connected in the same loop tick as the winner - in the same loop turn, with
+no task to wait for, and closes those still connecting without releasing the GIL (a busy thread
+would stretch every extra turn and every release). Whatever ends the race (an interrupt from
+``on_event``, a cancellation during the cleanup) the winner is returned or closed.
 """
 
 from __future__ import annotations
