@@ -532,12 +532,6 @@ class PairHistory:
     def _failure_valid(self, rec: _PairRecord, now: float) -> bool:
         return rec.last_failure is not None and now - rec.last_failure < self.failure_ttl
 
-    def _failure_wins(self, rec: _PairRecord, now: float) -> bool:
-        """An unexpired failure no older than the last unexpired success."""
-        if not self._failure_valid(rec, now):
-            return False
-        return not self._success_valid(rec, now) or rec.last_failure >= rec.last_success  # type: ignore[operator]
-
     def _retry_delay(self, failures: int) -> float:
         """Seconds after the last of ``failures`` consecutive failures before a retry first."""
         return min(self.retry_after * 2.0 ** min(max(failures, 1) - 1, 30), self.failure_ttl)
@@ -558,7 +552,7 @@ class PairHistory:
             last_failure is not None
             and now - last_failure < self.failure_ttl
             and (not success or last_failure >= last_success)  # type: ignore[operator]
-        ):  # `_failure_wins`, inline: this runs for every pair of every plan
+        ):  # an unexpired failure no older than the last unexpired success (every plan's pairs)
             if now - last_failure >= self._retry_delay(rec.failures):
                 return 0  # retried first now and then: a repaired path is found again
             failures = min(rec.failures, _MAX_COUNTED_FAILURES)
@@ -569,11 +563,20 @@ class PairHistory:
         return 0
 
     def _rto_locked(self, rec: _PairRecord | None, now: float) -> float | None:
-        if rec is None or rec.srtt is None or not self._success_valid(rec, now):
+        # (inline, as in `_rank_locked`: every attempt's delay comes here)
+        if rec is None:
             return None
-        if self._failure_wins(rec, now):  # the path failed since: its RTT is no guide
+        srtt, last_success = rec.srtt, rec.last_success
+        if srtt is None or last_success is None or not now - last_success < self.success_ttl:
             return None
-        return rec.srtt + 4 * rec.rttvar
+        last_failure = rec.last_failure
+        if (
+            last_failure is not None
+            and now - last_failure < self.failure_ttl
+            and last_failure >= last_success
+        ):
+            return None  # the path failed since: its RTT is no guide
+        return srtt + 4 * rec.rttvar
 
     def rank(self, pair: Pair, now: float) -> int:
         """Sort key for the pair (lower first); 0 = neutral.
@@ -641,10 +644,13 @@ class PairHistory:
     def rto(self, pair: Pair, now: float) -> float | None:
         """srtt + 4*rttvar of the pair's successes, ``None`` when unknown or expired (or when a
         failure is more recent than the last success)."""
-        _finite(now)
-        key = _pair_key(pair)
+        if not -_INF < now < _INF:  # (`_finite`, inline)
+            _finite(now)
+        key = pair._history_key or _pair_key(pair)
         with self._lock:
-            rec = self._get_locked(key)
+            rec = self._pairs.get(key)
+            if rec is None and self._dormant:
+                rec = self._get_locked(key)
             if rec is None and self._kernel:
                 known = self._kernel.get((key[0], key[1]))
                 if known is not None and now - known[2] < self.success_ttl:

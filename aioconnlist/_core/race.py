@@ -381,6 +381,10 @@ def _outcome(attempt: Attempt) -> str:
     return errno_name(err.errno) if err.errno else type(err).__name__
 
 
+def _last_to_fail(attempt: Attempt) -> tuple[float, int]:
+    return (attempt.ended or 0.0, attempt.index)
+
+
 def race_error(attempts: Sequence[Attempt], *, timed_out: bool, untried: int = 0) -> ConnectError:
     """The error a race that connected nothing reports.
 
@@ -388,7 +392,7 @@ def race_error(attempts: Sequence[Attempt], *, timed_out: bool, untried: int = 0
     deadline ended the race, ENOBUFS when the last failure was a resource shortage.
     """
     failed = [a for a in attempts if a.error is not None]
-    last = max(failed, key=lambda a: (a.ended or 0.0, a.index), default=None)
+    last = failed[0] if len(failed) == 1 else max(failed, key=_last_to_fail, default=None)
     detail = describe_attempts(attempts) or "no attempt was started"
     if untried:
         detail += f"; {untried} pair(s) not tried"
