@@ -130,7 +130,6 @@ Windows and macOS
 
 from __future__ import annotations
 
-import _socket
 import contextlib
 import dataclasses
 import errno
@@ -156,7 +155,7 @@ from ._core.errors import (
 from ._core.options import ConnectOptions, Options, options_from, takes_options
 from ._core.pairs import Pair
 from ._drivers.poll import AttemptSockets, race
-from ._drivers.sockets import SocketFactory, default_socket_factory
+from ._drivers.sockets import SocketFactory, default_socket_factory, raw_family
 from ._io.lookup import resolve_blocking
 
 if TYPE_CHECKING:
@@ -412,10 +411,6 @@ def _copy_more_options(caller: socket.socket, new: socket.socket) -> None:
             continue  # not for this family/protocol/kernel (or not settable again here)
 
 
-#: the C-level family of a socket (an int; ``socket.socket.family`` converts it to an enum)
-_raw_family = _socket.socket.family.__get__
-
-
 _NOT_OPEN = (errno.ENOTSOCK, errno.EBADF)
 
 
@@ -455,7 +450,7 @@ def _inspect(sock: object) -> _CallerSocket:
             if exc.errno in _NOT_OPEN:
                 raise _not_a_socket(fd, exc) from exc
             kind = _socket_type(sock, fd)
-    family = _raw_family(sock)
+    family = raw_family(sock)
     if family not in _BOTH_FAMILIES:
         raise InvalidArgument(
             f"sock must be an AF_INET or AF_INET6 socket, not family {sock.family}"

@@ -52,7 +52,13 @@ from .planning import (
     plan_race,
     quick_plan,
 )
-from .sockets import SocketFactory, close_connecting, default_socket_factory, open_attempt_socket
+from .sockets import (
+    SocketFactory,
+    close_connecting,
+    default_socket_factory,
+    open_attempt_socket,
+    raw_family,
+)
 from .timeouts import expired, timeout_at
 
 
@@ -449,8 +455,10 @@ def _open(factory: SocketFactory, pair: Pair) -> tuple[socket.socket, tuple[Any,
     reach the destination (a ``socket_factory`` of the wrong family) is closed and fails the
     attempt."""
     sock = open_attempt_socket(factory, pair)
+    if factory is default_socket_factory:  # of the destination's own family
+        return sock, pair.destination.sockaddr()
     try:
-        return sock, pair.destination.sockaddr(sock.family)
+        return sock, pair.destination.sockaddr(raw_family(sock))
     except InvalidArgument:
         sock.close()
         raise OSError(

@@ -572,7 +572,10 @@ def cached_plan(
         return None
     if (
         cached.sources_generation == (sources_generation() if generation is None else generation)
-        and _history_unchanged(cached.history_version, options.history)
+        and (
+            cached.history_version is None
+            or _history_unchanged(cached.history_version, options.history)
+        )
         and cached.planned_at <= now < cached.history_until
         and time.monotonic() < cached.sources_until
         and cached.deprecated == deprecated

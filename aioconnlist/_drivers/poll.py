@@ -16,7 +16,6 @@ against their pairs) and the exception propagates.
 
 from __future__ import annotations
 
-import _socket
 import errno
 import math
 import os
@@ -35,11 +34,9 @@ from .._core.race import Race, delay_after
 from .._io.nat64 import through_nat64
 from .._io.sources import after_failed_race as invalidate  # kept when changes are notified
 from .planning import new_race, no_usable_pair, plan_race
-from .sockets import SocketFactory, close_connecting, open_attempt_socket
+from .sockets import SocketFactory, close_connecting, open_attempt_socket, raw_family
 
 Address = tuple[Any, ...]
-#: a socket's family as the C level keeps it, an int (``socket.socket.family`` makes an enum)
-_raw_family = _socket.socket.family.__get__
 
 
 # poll(2) where it exists: no descriptor of its own, no limit on descriptor numbers (select's
@@ -115,7 +112,7 @@ class AttemptSockets:
         return open_attempt_socket(self.factory, pair)
 
     def family_of(self, sock: socket.socket) -> int:
-        return self.own_family if sock is self.own else _raw_family(sock)
+        return self.own_family if sock is self.own else raw_family(sock)
 
     def release(self, sock: socket.socket, connecting: bool = False) -> None:
         """``sock``'s attempt ended without winning (``connecting``: abandoned in flight, then
@@ -226,7 +223,7 @@ def _one_pair(
     except OSError as exc:
         error = exc
     else:
-        family = sockets.own_family if sock is sockets.own else _raw_family(sock)
+        family = sockets.own_family if sock is sockets.own else raw_family(sock)
         destination = pair.destination
         address = destination._sockaddr  # (`Endpoint.sockaddr`'s cache, read inline)
         if address is None or family != destination._family:

@@ -4,6 +4,7 @@ connect)."""
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import errno
 import socket
@@ -25,6 +26,10 @@ _HAS_BIND_NO_PORT = hasattr(socket, "IP_BIND_ADDRESS_NO_PORT") or sys.platform =
 _SOCK_NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0)
 _STREAM = socket.SOCK_STREAM | _SOCK_NONBLOCK
 _FAMILIES = (socket.AF_INET, socket.AF_INET6)
+
+#: a socket's family as the C level keeps it, an int (``socket.socket.family`` makes an enum
+#: of it, which costs more than the rest of building an attempt's address)
+raw_family: Callable[[socket.socket], int] = _socket.socket.family.__get__
 
 
 def close_connecting(sock: socket.socket) -> None:
