@@ -33,6 +33,8 @@ def counted(destination):
     return _probe(destination)
 sources._kernel_cache._probe = counted
 LOOPBACK = as_int128(ipaddress.ip_address("127.0.0.1"))
+history = PairHistory()  # each case's own (no file, no other race's evidence)
+options = make_options(history=history)
 def evidence(history, address):
     found = history.evidence_sources(int128s([parse_address(address)]))
     return None if found is None else sorted(found)
@@ -59,8 +61,6 @@ def test_a_first_connect_probes_nothing_and_learns_the_source_from_its_socket() 
         """
         async def main():
             listener = Listener()
-            history = PairHistory()
-            options = make_options(history=history)
             before = fd_count()
             pairs = []
             for _ in range(2):
@@ -93,8 +93,6 @@ def test_a_refused_first_connect_fails_as_a_planned_race_does() -> None:
         """
         async def main():
             address = refused_address()
-            history = PairHistory()
-            options = make_options(history=history)
             before = fd_count()
             messages, kinds, sources_ = [], [], []
             for _ in range(2):
@@ -129,13 +127,12 @@ def test_a_silent_first_connect_hands_over_to_the_full_race_at_its_delay() -> No
         """
         async def main():
             hole = BlackHole()
-            history = PairHistory()
-            options = make_options(history=history, attempt_delay=0.05)
+            quick = options.replace(attempt_delay=0.05)
             before = fd_count()
             loop = asyncio.get_running_loop()
             started = loop.time()
             try:
-                await asyncio.wait_for(race([parse_address(hole.address)], options), 0.5)
+                await asyncio.wait_for(race([parse_address(hole.address)], quick), 0.5)
             except asyncio.TimeoutError:
                 outcome = "timed out"
             else:
