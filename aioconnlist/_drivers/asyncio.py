@@ -57,7 +57,6 @@ from .sockets import (
     close_connecting,
     default_socket_factory,
     open_attempt_socket,
-    raw_family,
 )
 from .timeouts import expired, timeout_at
 
@@ -455,10 +454,10 @@ def _open(factory: SocketFactory, pair: Pair) -> tuple[socket.socket, tuple[Any,
     reach the destination (a ``socket_factory`` of the wrong family) is closed and fails the
     attempt."""
     sock = open_attempt_socket(factory, pair)
-    if factory is default_socket_factory:  # of the destination's own family
+    if factory is default_socket_factory:  # of the destination's own family (no enum made)
         return sock, pair.destination.sockaddr()
-    try:
-        return sock, pair.destination.sockaddr(raw_family(sock))
+    try:  # (a factory's socket may be any object with a family: a subclass, a test double)
+        return sock, pair.destination.sockaddr(sock.family)
     except InvalidArgument:
         sock.close()
         raise OSError(
