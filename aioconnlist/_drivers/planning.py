@@ -347,15 +347,12 @@ def full_plan(
     ``pair``'s destination first: ``pair`` is a `quick_plan`'s, whose attempt started and
     which the race now needs in full (the attempt failed, or the next one is due)."""
     planned = plan_race(destinations, options, now, head=True)
-    found = [
-        i for i, p in enumerate(planned) if p.source is None and p.destination == pair.destination
-    ]
-    if found and found[0] == 0:
+    destination = pair.destination
+    first = next((p for p in planned if p.source is None and p.destination == destination), None)
+    if first is None:
+        first = learned_pair(pair, None)  # (not in the plan: probed)
+    elif first is planned[0]:
         return planned  # (always, unless history learned of the destination meanwhile)
-    if found:
-        first = planned[found[0]]
-    else:
-        first = Pair(None, pair.destination, sources.kernel_source(pair.destination))
     reordered = [first, *(p for p in planned if p is not first)]
     if not isinstance(planned, PlanHead):
         return reordered
@@ -627,8 +624,8 @@ def as_connect_error(exc: OSError, what: str = "") -> ConnectError:
     return ConnectError(exc.errno or errno.EIO, detail)
 
 
-def _history_unchanged(version: tuple[int, int] | None, history: PairHistory | None) -> bool:
-    if version is None or history is None:
+def _history_unchanged(version: tuple[int, int], history: PairHistory | None) -> bool:
+    if history is None:
         return True
     current = history.order_version
     return version[0] == current[0] and (version[1] == -1 or version[1] == current[1])
