@@ -3,7 +3,8 @@
     python benchmarks/bench_blocking.py [-n 500] [--rounds 21] [--instructions 300]
 
 Each variant makes N connections to a loopback listener whose accept queue a child process
-keeps draining (accept + close). The variants are measured in alternating rounds (one round
+keeps draining (accept + close), and closes each with a reset (``SO_LINGER`` 0: no TIME_WAIT
+entry, see `ABORT`). The variants are measured in alternating rounds (one round
 of each in turn, so a burst of load on the shared machine hits all of them), and for each the
 median over rounds of the wall time and of the CPU time (user + system of this process) per
 connection is printed with its ratio to ``socket.create_connection``'s median, followed by
@@ -39,6 +40,7 @@ import os
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -87,10 +89,6 @@ class DrainingListener:
                 pin(-1)
                 while True:
                     conn, _ = self.sock.accept()
-                    # The server closes first, so TIME_WAIT entries are left on its side. On
-                    # the client's side, tens of thousands of them (a few rounds of thousands
-                    # of connections) would make finding a free ephemeral port slow and every
-                    # variant's timing erratic (whole rounds 5-10x slower).
                     conn.close()
             finally:
                 os._exit(0)
@@ -101,32 +99,50 @@ class DrainingListener:
         self.sock.close()
 
 
+#: SO_LINGER on, 0 s: close() resets the connection and leaves no TIME_WAIT entry. The client
+#: closes first (before the child has accepted, mostly), so a plain close would leave one per
+#: connection on the client's side: a run of tens of thousands of connections fills the
+#: ephemeral port range with them (28,000 ports: a minute of this benchmark), and from then on
+#: every connect searches it for a port to reuse, so every variant's time grows as the run
+#: goes on (+40% seen) and the ratios are diluted by that search. Every variant closes so.
+ABORT = struct.pack("ii", 1, 0)
+
+
+def abort(sock: socket.socket) -> None:
+    """Close ``sock`` with a reset (see `ABORT`)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, ABORT)
+    sock.close()
+
+
 def variants(address: tuple[str, int]) -> dict[str, tuple[Callable[[], None], int]]:
     """name -> (one call, how many calls per N in a round: 1, or 4 for the slow one)."""
     kernel = {"local_addresses": None}
 
     def plain() -> None:
-        socket.create_connection(address).close()
+        abort(socket.create_connection(address))
 
     def facade_create(**options: object) -> Callable[[], None]:
-        return lambda: blocking.create_connection([address], **options).close()  # type: ignore[arg-type]
+        return lambda: abort(blocking.create_connection([address], **options))  # type: ignore[arg-type]
 
     def facade_connect(**options: object) -> Callable[[], None]:
         def call() -> None:
-            with socket.socket() as sock:
+            sock = socket.socket()
+            try:
                 blocking.connect_by_list(sock, [address], **options)  # type: ignore[arg-type]
+            finally:
+                abort(sock)
 
         return call
 
     def fresh_loop() -> None:
-        asyncio.run(aioconnlist.connect_by_list([address], **kernel)).close()  # type: ignore[arg-type]
+        abort(asyncio.run(aioconnlist.connect_by_list([address], **kernel)))  # type: ignore[arg-type]
 
     return {
         "socket.create_connection": (plain, 1),
         "blocking.create_connection, local_addresses=None": (facade_create(**kernel), 1),
         "blocking.create_connection, defaults": (facade_create(), 1),
         "blocking.create_connection(address), defaults": (
-            lambda: blocking.create_connection(address).close(),
+            lambda: abort(blocking.create_connection(address)),
             1,
         ),
         "blocking.connect_by_list, local_addresses=None": (facade_connect(**kernel), 1),
